@@ -1,0 +1,536 @@
+//! `AccessPolicy`: safety rails, offboarding, just-in-time request routing, resource settings,
+//! incident response and tenancy.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{AccessTarget, Condition, EmployeeSelector, TargetRef, optional_enum};
+
+/// Least privilege, just-in-time routing and safety rails for the RoleMappings in this namespace.
+///
+/// `tenancy` rules are honoured only from AccessPolicies in the operator's own namespace, so a
+/// team cannot grant itself the right to govern a target.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "opal-operator.io",
+    version = "v1alpha1",
+    kind = "AccessPolicy",
+    plural = "accesspolicies",
+    shortname = "ap",
+    category = "opal",
+    namespaced,
+    status = "AccessPolicyStatus",
+    doc = "Safety rails, offboarding, just-in-time request routing, resource settings and tenancy for Opal access.",
+    printcolumn(
+        name = "Mappings",
+        type_ = "integer",
+        json_path = ".status.governedMappings"
+    ),
+    printcolumn(
+        name = "Targets",
+        type_ = "integer",
+        json_path = ".status.governedTargets"
+    ),
+    printcolumn(
+        name = "Breaker",
+        type_ = "string",
+        json_path = ".status.breaker.state"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessPolicySpec {
+    /// Circuit breaker, protected users and the HR flood gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety: Option<SafetySpec>,
+    /// What happens when HR marks someone terminated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offboarding: Option<OffboardingSpec>,
+    /// Rules evaluated, in order, on pending Opal access requests; the first rule that matches
+    /// decides.
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    pub requests: Vec<RequestRule>,
+    /// Desired Opal settings for groups and resources; drift is detected and fixed like drift
+    /// on membership.
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    pub resource_config: Vec<ResourceConfig>,
+    /// How inbound SIEM alerts become Lockdowns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_response: Option<IncidentResponseSpec>,
+    /// Which namespaces may govern which targets.
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    pub tenancy: Vec<TenancyRule>,
+}
+
+/// Limits on what one sync may revoke, users never revoked, and the HR flood gate.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SafetySpec {
+    /// Trip the breaker when one sync would revoke more grants than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10_000_000))]
+    pub max_revocations: Option<i32>,
+    /// Trip the breaker when one sync would revoke more than this percentage of the governed
+    /// grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_revocation_percent: Option<i32>,
+    /// Email addresses of users the operator never revokes (lockdowns excepted).
+    #[serde(default)]
+    #[schemars(length(max = 1000), inner(length(max = 254)))]
+    pub protected_users: Vec<String>,
+    /// Blocks every revocation when the HR snapshot looks wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hris_flood_gate: Option<HrisFloodGate>,
+}
+
+/// A failed, empty or shrunken HR snapshot blocks every revocation.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HrisFloodGate {
+    /// A snapshot with fewer employees than this is treated as broken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10_000_000))]
+    pub min_employees: Option<i32>,
+    /// A snapshot that shrank by more than this percentage since the last good one is treated
+    /// as broken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_shrink_percent: Option<i32>,
+}
+
+/// Offboarding of terminated employees. `after` is required exactly when `when` is `After`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.when == 'After' ? has(self.after) : !has(self.after)").message("after is required when `when` is After, and only then"))]
+pub struct OffboardingSpec {
+    /// `Governed` (default): revoke the grants RoleMappings govern. `All`: revoke every Opal
+    /// grant the user holds.
+    #[serde(default)]
+    pub revoke: OffboardingScope,
+    /// When to revoke.
+    #[serde(default)]
+    pub when: OffboardingTiming,
+    /// Delay after the termination date, as a Go duration such as `72h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("after must be a positive duration such as 24h or 90m"))]
+    pub after: Option<String>,
+    /// Notification channels (named in the operator config) told about each offboarding.
+    #[serde(default)]
+    #[schemars(length(max = 20), inner(length(max = 253)))]
+    pub notify: Vec<String>,
+    /// Open a ticket with the revoked access as evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketSpec>,
+}
+
+/// Which grants offboarding revokes: `Governed` (default) or `All`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OffboardingScope {
+    #[default]
+    Governed,
+    All,
+}
+
+/// When offboarding revokes: `Immediately` (default) when HR marks the employee terminated,
+/// `OnTerminationDate`, or `After` a delay past the termination date.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OffboardingTiming {
+    #[default]
+    Immediately,
+    OnTerminationDate,
+    After,
+}
+
+/// A ticket opened in a ticketing channel named in the operator config.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketSpec {
+    /// The channel name (a Jira, Jira Service Management or ServiceNow channel).
+    #[schemars(length(min = 1, max = 253))]
+    pub channel: String,
+}
+
+/// One rule for pending access requests. `route` is required exactly when `action` is `Route`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.action == 'Route' ? has(self.route) : !has(self.route)").message("route is required when action is Route, and only then"))]
+pub struct RequestRule {
+    /// The rule's name; it is quoted in the comment left on every request it decides.
+    #[schemars(length(min = 1, max = 128))]
+    pub name: String,
+    /// What the request must look like for this rule to apply; every given condition must hold.
+    #[serde(default, rename = "match")]
+    pub match_: RequestMatch,
+    /// What to do with a matching request.
+    pub action: RequestAction,
+    /// Where to send a request this rule routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteSpec>,
+}
+
+/// `AutoApprove` approves in Opal, `Deny` denies in Opal, `Route` opens a ticket, incident or
+/// message and approves or denies in Opal when it resolves.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestAction {
+    AutoApprove,
+    Deny,
+    Route,
+}
+
+/// Conditions on a pending access request. An empty match applies to every request.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestMatch {
+    /// HR attributes the requester must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<EmployeeSelector>,
+    /// The request must be for one of these targets.
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    pub targets: Vec<AccessTarget>,
+    /// Opal tags every requested target must carry (key to value; an empty value matches any).
+    #[serde(default)]
+    #[schemars(extend("maxProperties" = 32))]
+    pub target_tags: BTreeMap<String, String>,
+    /// Highest risk sensitivity a requested target may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_enum::<Sensitivity>")]
+    pub max_sensitivity: Option<Sensitivity>,
+    /// The requested duration must be at most this (a Go duration such as `8h`); an
+    /// indefinite request never matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("durationAtMost must be a positive duration such as 8h"))]
+    pub duration_at_most: Option<String>,
+    /// The requested duration must be above this (a Go duration), or indefinite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('0s')").message("durationAbove must be a duration such as 24h"))]
+    pub duration_above: Option<String>,
+    /// The request must arrive within these business hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_hours: Option<BusinessHours>,
+}
+
+/// Opal risk sensitivity, lowest to highest: `None`, `Low`, `Medium`, `High`, `Critical`.
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+pub enum Sensitivity {
+    None,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// A weekly window in a time zone, such as Monday to Friday 09:00–17:00 Europe/Berlin.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.start < self.end").message("start must be before end"))]
+pub struct BusinessHours {
+    /// IANA time zone name, e.g. `America/New_York`.
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
+    )]
+    pub time_zone: String,
+    /// Days of the week the window is open.
+    #[schemars(length(min = 1, max = 7))]
+    pub days: Vec<Weekday>,
+    /// Opening time, `HH:MM` (24-hour).
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub start: String,
+    /// Closing time, `HH:MM` (24-hour), after `start`.
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"))]
+    pub end: String,
+}
+
+/// A day of the week, `Mon` to `Sun`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+/// Where a routed request goes.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSpec {
+    /// The channel name in the operator config: a Jira Service Management or ServiceNow channel
+    /// (ticket), a PagerDuty channel (incident) or a Slack channel (message).
+    #[schemars(length(min = 1, max = 253))]
+    pub channel: String,
+}
+
+/// Desired Opal settings for a set of groups or resources.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.adminOwner) || has(self.visibility) || has(self.requestConfiguration) || has(self.requireMfaToApprove)").message("set at least one of adminOwner, visibility, requestConfiguration or requireMfaToApprove"))]
+pub struct ResourceConfig {
+    /// The groups and resources these settings apply to (access levels are ignored here).
+    #[schemars(length(min = 1, max = 500))]
+    pub targets: Vec<AccessTarget>,
+    /// The Opal owner that administers the targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_owner: Option<OwnerRef>,
+    /// Who can see the targets in Opal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<VisibilitySpec>,
+    /// How access to the targets is requested and approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_configuration: Option<RequestConfigurationSpec>,
+    /// Whether approvers must use MFA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_mfa_to_approve: Option<bool>,
+}
+
+/// An Opal owner (team) by name or ID. Exactly one of `name` and `id` must be set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[x_kube(validation = Rule::new("has(self.name) != has(self.id)").message("exactly one of name or id must be set"))]
+pub struct OwnerRef {
+    /// The owner's name in Opal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub name: Option<String>,
+    /// The owner's Opal ID (a UUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
+    pub id: Option<String>,
+}
+
+/// Visibility in Opal. `visibleToGroups` is required exactly when `visibility` is `Limited`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.visibility == 'Limited' ? size(self.visibleToGroups) > 0 : size(self.visibleToGroups) == 0").message("visibleToGroups must be non-empty when visibility is Limited, and empty otherwise"))]
+pub struct VisibilitySpec {
+    /// `Global` (everyone) or `Limited` (members of `visibleToGroups`).
+    pub visibility: Visibility,
+    /// Groups whose members can see the targets when visibility is `Limited`.
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    pub visible_to_groups: Vec<TargetRef>,
+}
+
+/// `Global` or `Limited`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Visibility {
+    Global,
+    Limited,
+}
+
+/// The default request configuration of a group or resource.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestConfigurationSpec {
+    /// Whether users may request access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_requests: Option<bool>,
+    /// Whether requests are approved without review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_approval: Option<bool>,
+    /// Whether requesters must use MFA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_mfa_to_request: Option<bool>,
+    /// Whether requesters must link a support ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_support_ticket: Option<bool>,
+    /// Longest duration a request may ask for, in minutes (-1 = indefinite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1, max = 525_960))]
+    pub max_duration_minutes: Option<i32>,
+    /// Duration suggested to requesters, in minutes (-1 = indefinite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1, max = 525_960))]
+    pub recommended_duration_minutes: Option<i32>,
+    /// Review stages, in order.
+    #[serde(default)]
+    #[schemars(length(max = 10))]
+    pub reviewer_stages: Vec<ReviewerStageSpec>,
+}
+
+/// One review stage of a request.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.requireManagerApproval || size(self.owners) > 0").message("a stage needs requireManagerApproval or at least one owner"))]
+pub struct ReviewerStageSpec {
+    /// Whether the requester's manager must approve.
+    #[serde(default)]
+    pub require_manager_approval: bool,
+    /// `And`: every reviewer must approve; `Or` (default): any one suffices.
+    #[serde(default)]
+    pub operator: StageOperator,
+    /// Owners whose members review this stage.
+    #[serde(default)]
+    #[schemars(length(max = 20))]
+    pub owners: Vec<OwnerRef>,
+}
+
+/// `And` or `Or` (default).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StageOperator {
+    And,
+    #[default]
+    Or,
+}
+
+/// How inbound SIEM alerts become Lockdowns.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentResponseSpec {
+    /// Alert sources accepted: `Splunk`, `Datadog`.
+    #[schemars(length(min = 1, max = 2))]
+    pub sources: Vec<AlertSource>,
+    /// Dot-separated path of the alert field holding the user's email, e.g. `result.user`.
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+    )]
+    pub user_field: String,
+    /// Alerts below this severity are ignored.
+    #[serde(default)]
+    pub min_severity: AlertSeverity,
+    /// How long the resulting Lockdown lasts, as a Go duration such as `4h`.
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("lockdownDuration must be a positive duration such as 4h"))]
+    pub lockdown_duration: String,
+    /// Whether the Lockdown restores revoked access when it ends.
+    #[serde(default = "default_true")]
+    pub restore_on_release: bool,
+    /// Notification channels told about each alert-driven Lockdown.
+    #[serde(default)]
+    #[schemars(length(max = 20), inner(length(max = 253)))]
+    pub notify: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `Splunk` or `Datadog`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlertSource {
+    Splunk,
+    Datadog,
+}
+
+/// Alert severity, lowest to highest: `Info`, `Low`, `Medium`, `High` (default), `Critical`.
+#[derive(
+    JsonSchema,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+)]
+pub enum AlertSeverity {
+    Info,
+    Low,
+    Medium,
+    #[default]
+    High,
+    Critical,
+}
+
+/// Permits RoleMappings in the listed namespaces to govern the matching targets.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("size(self.targetTags) > 0 || size(self.targetNames) > 0 || size(self.targetIds) > 0").message("a tenancy rule must name targets by targetTags, targetNames or targetIds"))]
+pub struct TenancyRule {
+    /// Namespaces this rule permits.
+    #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 63)))]
+    pub namespaces: Vec<String>,
+    /// Targets carrying all of these Opal tags (key to value; an empty value matches any).
+    #[serde(default)]
+    #[schemars(extend("maxProperties" = 32))]
+    pub target_tags: BTreeMap<String, String>,
+    /// Targets with these names.
+    #[serde(default)]
+    #[schemars(length(max = 500), inner(length(max = 512)))]
+    pub target_names: Vec<String>,
+    /// Targets with these Opal IDs.
+    #[serde(default)]
+    #[schemars(length(max = 500), inner(length(max = 64)))]
+    pub target_ids: Vec<String>,
+}
+
+/// What the policy governs and the state of its breaker.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessPolicyStatus {
+    /// Current observations: `Ready` and `Synced`.
+    #[serde(default)]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` the status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// RoleMappings this policy applies to.
+    #[serde(default)]
+    pub governed_mappings: i32,
+    /// Opal targets those mappings govern.
+    #[serde(default)]
+    pub governed_targets: i32,
+    /// The revocation circuit breaker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerStatus>,
+}
+
+/// State of the revocation circuit breaker.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakerStatus {
+    /// `Closed` (revocations flow) or `Tripped` (revocations held).
+    pub state: BreakerState,
+    /// Revocations the held plan contains.
+    #[serde(default)]
+    pub held_revocations: i32,
+    /// Hash of the held plan; put it in the `opal-operator.io/approve-plan` annotation to let
+    /// exactly that plan proceed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_hash: Option<String>,
+    /// When the breaker tripped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tripped_at: Option<DateTime<Utc>>,
+    /// Why the breaker tripped.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `Closed` or `Tripped`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BreakerState {
+    Closed,
+    Tripped,
+}

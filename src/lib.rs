@@ -1,0 +1,3 @@
+//! opal-operator: keeps Opal access in line with the HR system, declared as Kubernetes resources.
+
+pub mod crd;
