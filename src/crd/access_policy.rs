@@ -10,10 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{AccessTarget, Condition, EmployeeSelector, TargetRef, optional_enum};
 
-/// Least privilege, just-in-time routing and safety rails for the RoleMappings in this namespace.
+/// Least privilege, just-in-time routing and safety rails.
 ///
-/// `tenancy` rules are honoured only from AccessPolicies in the operator's own namespace, so a
-/// team cannot grant itself the right to govern a target.
+/// `safety`, `offboarding`, `incidentResponse` and `tenancy` shape the one global plan, so they
+/// are honoured only from AccessPolicies in the operator's own namespace: a team can neither
+/// grant itself the right to govern a target nor shield users from revocation. Policies in
+/// other namespaces report what their namespace governs.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "opal-operator.io",
@@ -257,10 +259,13 @@ pub struct BusinessHours {
     #[schemars(length(min = 1, max = 7))]
     pub days: Vec<Weekday>,
     /// Opening time, `HH:MM` (24-hour).
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schemars(length(max = 5), regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
     pub start: String,
     /// Closing time, `HH:MM` (24-hour), after `start`.
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"))]
+    #[schemars(
+        length(max = 5),
+        regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
+    )]
     pub end: String,
 }
 

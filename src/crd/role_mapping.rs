@@ -155,7 +155,9 @@ pub struct PendingChange {
 }
 
 /// Whether access is added (`Grant`) or removed (`Revoke`).
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum ChangeAction {
     Grant,
     Revoke,

@@ -1,0 +1,5 @@
+//! HR sources (Workday, BambooHR, files) normalized into [`Employee`] records.
+
+mod employee;
+
+pub use employee::{Employee, EmploymentStatus};
