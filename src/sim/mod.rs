@@ -1,0 +1,6 @@
+//! In-process simulators of the external systems the operator talks to, serving their real wire
+//! formats over HTTP on loopback. They back the demo, the tests and the benchmarks.
+
+pub mod hris;
+pub mod notify;
+pub mod opal;
