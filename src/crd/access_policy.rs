@@ -16,6 +16,8 @@ use super::common::{AccessTarget, Condition, EmployeeSelector, TargetRef, option
 /// are honoured only from AccessPolicies in the operator's own namespace: a team can neither
 /// grant itself the right to govern a target nor shield users from revocation. Policies in
 /// other namespaces report what their namespace governs.
+// Each `printcolumn(...)` repeats the same keys, which clippy takes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "opal-operator.io",

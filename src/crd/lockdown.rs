@@ -10,6 +10,8 @@ use super::common::{AccessTarget, Condition, TargetRef, optional_enum};
 /// Suspends access during an incident. While active it outranks every RoleMapping: a locked
 /// user is never re-granted. No circuit breaker applies. On expiry or deletion the revoked
 /// access is restored when `restoreOnRelease` is true.
+// Each `printcolumn(...)` repeats the same keys, which clippy takes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "opal-operator.io",

@@ -15,6 +15,8 @@ const CRON_RULE: &str = r"self.matches('^(\\*|[0-5]?[0-9](-[0-5]?[0-9])?)(/[0-9]
 ///
 /// Opal's API creates, lists and reads reviews but exposes no completion or decision data; the
 /// status says plainly what is unknown.
+// Each `printcolumn(...)` repeats the same keys, which clippy takes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "opal-operator.io",

@@ -12,6 +12,8 @@ use super::common::{AccessTarget, Condition, EmployeeSelector, Enforcement};
 /// Desired access is the union over all RoleMappings, so two mappings on one target never
 /// fight. A mapping governs only targets its namespace is permitted to govern by an
 /// AccessPolicy `tenancy` rule; otherwise it grants nothing and reports why.
+// Each `printcolumn(...)` repeats the same keys, which clippy takes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "opal-operator.io",

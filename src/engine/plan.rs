@@ -5,7 +5,7 @@
 //! ([`Planner::update_employee`]); global parts (indexes, tenancy, lockdowns, merged policy)
 //! are prepared once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -172,7 +172,8 @@ pub struct BreakerFinding {
 /// The plan: what to do, what is held back and why, and what each object's status shows.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
-    /// Lockdown revocations first, then grants, then other revocations.
+    /// Lockdown revocations first, then grants, then other revocations; each group ordered by
+    /// target and user as they appear in the observed Opal state.
     pub operations: Vec<Operation>,
     pub withheld: Vec<(Operation, Withheld)>,
     /// SHA-256 over the breaker-governed revocations; a person approves exactly this plan.
@@ -314,12 +315,20 @@ pub struct Planner<'w> {
     locks: Locks,
     lockdown_findings: Vec<(ObjectKey, LockdownFindings)>,
     hr_failed: Option<String>,
-    employees: Vec<Employee>,
+    /// The snapshot's employees, borrowed; replaced or added ones live in `changed_employees`.
+    employees: &'w [Employee],
+    changed_employees: FxHashMap<usize, Employee>,
+    employee_count: usize,
     employee_index: FxHashMap<String, usize>,
     employees_of_user: Vec<Vec<usize>>,
     employee_user: Vec<Option<UserIdx>>,
     employee_matches: Vec<Vec<MappingIdx>>,
     outcomes: Vec<UserOutcome>,
+    /// Aggregates kept current as outcomes change, so assembling a plan costs O(operations).
+    totals: Vec<MappingCounts>,
+    matched: Vec<usize>,
+    unmatched: Vec<BTreeSet<usize>>,
+    users_with_ops: BTreeSet<UserIdx>,
 }
 
 impl<'w> Planner<'w> {
@@ -499,9 +508,9 @@ impl<'w> Planner<'w> {
             .filter_map(|email| user_by_email.get(email).copied())
             .collect();
 
-        let (employees, hr_failed) = match &world.hr {
-            HrState::Snapshot(employees) => (employees.clone(), None),
-            HrState::Failed(reason) => (Vec::new(), Some(reason.clone())),
+        let (employees, hr_failed): (&[Employee], _) = match &world.hr {
+            HrState::Snapshot(employees) => (employees, None),
+            HrState::Failed(reason) => (&[], Some(reason.clone())),
         };
         let employee_index = employees
             .iter()
@@ -527,17 +536,23 @@ impl<'w> Planner<'w> {
             lockdown_findings: Vec::new(),
             hr_failed,
             employees,
+            changed_employees: FxHashMap::default(),
+            employee_count: employees.len(),
             employee_index,
             employees_of_user: vec![Vec::new(); opal.users.len()],
             employee_user: Vec::new(),
             employee_matches: Vec::new(),
-            outcomes: Vec::new(),
+            outcomes: vec![UserOutcome::default(); opal.users.len()],
+            totals: vec![MappingCounts::default(); world.mappings.len()],
+            matched: vec![0; world.mappings.len()],
+            unmatched: vec![BTreeSet::new(); world.mappings.len()],
+            users_with_ops: BTreeSet::new(),
         };
         planner.prepare_lockdowns(&user_by_id, &resolver);
         planner.link_all_employees();
-        planner.outcomes = (0..opal.users.len())
-            .map(|user| planner.user_outcome(user as UserIdx))
-            .collect();
+        for user in 0..opal.users.len() as UserIdx {
+            planner.refresh_user(user);
+        }
         planner
     }
 
@@ -545,16 +560,17 @@ impl<'w> Planner<'w> {
     pub fn update_employee(&mut self, employee: Employee) {
         let index = match self.employee_index.get(&employee.id) {
             Some(&index) => {
-                self.employees[index] = employee;
+                self.changed_employees.insert(index, employee);
                 index
             }
             None => {
-                self.employee_index
-                    .insert(employee.id.clone(), self.employees.len());
-                self.employees.push(employee);
+                let index = self.employee_count;
+                self.employee_index.insert(employee.id.clone(), index);
+                self.changed_employees.insert(index, employee);
+                self.employee_count += 1;
                 self.employee_user.push(None);
                 self.employee_matches.push(Vec::new());
-                self.employees.len() - 1
+                index
             }
         };
         let old_user = self.employee_user[index];
@@ -564,28 +580,69 @@ impl<'w> Planner<'w> {
         self.link_employee(index);
         let new_user = self.employee_user[index];
         for user in [old_user, new_user].into_iter().flatten() {
-            self.outcomes[user as usize] = self.user_outcome(user);
+            self.refresh_user(user);
+        }
+    }
+
+    fn employee(&self, index: usize) -> &Employee {
+        self.changed_employees
+            .get(&index)
+            .unwrap_or_else(|| &self.employees[index])
+    }
+
+    /// Recomputes one user's outcome and moves the aggregates from the old one to the new.
+    fn refresh_user(&mut self, user: UserIdx) {
+        let outcome = self.user_outcome(user);
+        let previous = std::mem::replace(&mut self.outcomes[user as usize], outcome);
+        for (mapping, counts) in &previous.counts {
+            let total = &mut self.totals[*mapping as usize];
+            total.desired -= counts.desired;
+            total.actual -= counts.actual;
+            total.to_grant -= counts.to_grant;
+            total.to_revoke -= counts.to_revoke;
+        }
+        for (mapping, counts) in &self.outcomes[user as usize].counts {
+            let total = &mut self.totals[*mapping as usize];
+            total.desired += counts.desired;
+            total.actual += counts.actual;
+            total.to_grant += counts.to_grant;
+            total.to_revoke += counts.to_revoke;
+        }
+        if self.outcomes[user as usize].ops.is_empty() {
+            self.users_with_ops.remove(&user);
+        } else {
+            self.users_with_ops.insert(user);
         }
     }
 
     fn link_all_employees(&mut self) {
-        self.employee_user = vec![None; self.employees.len()];
-        self.employee_matches = vec![Vec::new(); self.employees.len()];
-        for index in 0..self.employees.len() {
+        self.employee_user = vec![None; self.employee_count];
+        self.employee_matches = vec![Vec::new(); self.employee_count];
+        for index in 0..self.employee_count {
             self.link_employee(index);
         }
     }
 
     fn link_employee(&mut self, index: usize) {
+        for &mapping in &self.employee_matches[index] {
+            self.matched[mapping as usize] -= 1;
+            self.unmatched[mapping as usize].remove(&index);
+        }
         let user = self
             .user_by_email
-            .get(&self.employees[index].email.to_lowercase())
+            .get(&self.employee(index).email.to_lowercase())
             .copied();
         self.employee_user[index] = user;
         if let Some(user) = user {
             self.employees_of_user[user as usize].push(index);
         }
-        self.employee_matches[index] = self.matching_mappings(&self.employees[index]);
+        self.employee_matches[index] = self.matching_mappings(self.employee(index));
+        for &mapping in &self.employee_matches[index] {
+            self.matched[mapping as usize] += 1;
+            if user.is_none() {
+                self.unmatched[mapping as usize].insert(index);
+            }
+        }
     }
 
     /// Mappings whose selector matches `employee` while it is eligible for birthright access.
@@ -707,9 +764,9 @@ impl<'w> Planner<'w> {
                 } else if let Some(id) = &subject.opal_user_id {
                     user_by_id.get(id.as_str()).copied()
                 } else if let Some(hris_id) = &subject.hris_id {
-                    self.employees
-                        .iter()
-                        .find(|employee| &employee.id == hris_id)
+                    self.employee_index
+                        .get(hris_id)
+                        .map(|&index| self.employee(index))
                         .and_then(|employee| {
                             self.user_by_email
                                 .get(&employee.email.to_lowercase())
@@ -795,7 +852,7 @@ impl<'w> Planner<'w> {
             && !employees.is_empty()
             && employees
                 .iter()
-                .all(|&e| self.offboarding_due(&self.employees[e]))
+                .all(|&e| self.offboarding_due(self.employee(e)))
             && self.policy.offboarding.is_some();
         let offboard_all = matches!(self.policy.offboarding, Some((OffboardingScope::All, _, _)));
         let protected = self.protected_users.contains(&user);
@@ -876,7 +933,7 @@ impl<'w> Planner<'w> {
         if let Some(reason) = &self.hr_failed {
             return Some(format!("HR snapshot unavailable: {reason}"));
         }
-        let count = self.employees.len();
+        let count = self.employee_count;
         if count == 0 {
             return Some("HR snapshot is empty".to_owned());
         }
@@ -904,37 +961,53 @@ impl<'w> Planner<'w> {
     /// Assembles the global plan from the per-user outcomes.
     pub fn plan(&self) -> Plan {
         let mut planned: Vec<(UserIdx, PlannedOp)> = Vec::new();
-        for (user, outcome) in self.outcomes.iter().enumerate() {
-            planned.extend(outcome.ops.iter().map(|op| (user as UserIdx, *op)));
+        for &user in &self.users_with_ops {
+            planned.extend(
+                self.outcomes[user as usize]
+                    .ops
+                    .iter()
+                    .map(|op| (user, *op)),
+            );
         }
+        // Lockdown revocations first (an incident cannot wait), then grants, then other
+        // revocations; within each, by target and user. Sorting on indexes keeps this cheap.
+        planned.sort_unstable_by_key(|(user, op)| {
+            let phase: u8 = match (op.cause, op.action) {
+                (CauseIdx::Lockdown(_), _) => 0,
+                (_, ChangeAction::Grant) => 1,
+                (_, ChangeAction::Revoke) => 2,
+            };
+            (phase, op.target, *user, op.level)
+        });
 
         let hr_gate = self.hr_gate();
-        let breaker_governed: Vec<Operation> = planned
+        let built: Vec<Operation> = planned
             .iter()
-            .filter(|(_, op)| {
-                op.enforced
-                    && op.action == ChangeAction::Revoke
-                    && !matches!(op.cause, CauseIdx::Lockdown(_))
-            })
             .map(|(user, op)| self.operation(*user, op))
+            .collect();
+        let subject_to_breaker = |op: &PlannedOp| {
+            op.enforced
+                && op.action == ChangeAction::Revoke
+                && !matches!(op.cause, CauseIdx::Lockdown(_))
+        };
+        let breaker_governed: Vec<&Operation> = planned
+            .iter()
+            .zip(&built)
+            .filter(|((_, op), _)| subject_to_breaker(op))
+            .map(|(_, operation)| operation)
             .collect();
         let revocation_hash = revocation_hash(&breaker_governed);
         let breaker = self.breaker(breaker_governed.len(), &revocation_hash);
 
+        let mappings = self.mapping_findings(&planned, &built);
         let mut operations = Vec::new();
         let mut withheld = Vec::new();
-        for (user, op) in &planned {
-            let operation = self.operation(*user, op);
-            let lockdown = matches!(op.cause, CauseIdx::Lockdown(_));
+        for ((_, op), operation) in planned.iter().zip(built) {
             let verdict = if !op.enforced {
                 Some(Withheld::Observe)
-            } else if op.action == ChangeAction::Revoke && !lockdown && hr_gate.is_some() {
+            } else if subject_to_breaker(op) && hr_gate.is_some() {
                 Some(Withheld::HrGate)
-            } else if op.action == ChangeAction::Revoke
-                && !lockdown
-                && breaker.tripped
-                && !breaker.approved
-            {
+            } else if subject_to_breaker(op) && breaker.tripped && !breaker.approved {
                 Some(Withheld::Breaker)
             } else {
                 None
@@ -944,11 +1017,9 @@ impl<'w> Planner<'w> {
                 None => operations.push(operation),
             }
         }
-        operations.sort_by(|a, b| execution_order(a).cmp(&execution_order(b)).then(a.cmp(b)));
-        withheld.sort_by(|a, b| a.0.cmp(&b.0));
 
         Plan {
-            mappings: self.mapping_findings(&planned),
+            mappings,
             policies: self.policy_findings(),
             lockdowns: self.lockdown_findings_with_pending(&planned),
             operations,
@@ -990,56 +1061,49 @@ impl<'w> Planner<'w> {
     fn mapping_findings(
         &self,
         planned: &[(UserIdx, PlannedOp)],
+        built: &[Operation],
     ) -> BTreeMap<ObjectKey, MappingFindings> {
         let mut findings: Vec<MappingFindings> = self
             .mappings
             .iter()
-            .map(|mapping| MappingFindings {
-                problems: mapping.problems.clone(),
-                enforced: mapping.enforced,
-                ..MappingFindings::default()
+            .enumerate()
+            .map(|(index, mapping)| {
+                let totals = &self.totals[index];
+                let unmatched = &self.unmatched[index];
+                MappingFindings {
+                    matched_employees: self.matched[index],
+                    unmatched_employees: unmatched.len(),
+                    unmatched_sample: unmatched
+                        .iter()
+                        .take(SAMPLE_LIMIT)
+                        .map(|&employee| self.employee(employee).email.clone())
+                        .collect(),
+                    desired_grants: totals.desired,
+                    actual_grants: totals.actual,
+                    to_grant: totals.to_grant,
+                    to_revoke: totals.to_revoke,
+                    pending_sample: Vec::new(),
+                    problems: mapping.problems.clone(),
+                    enforced: mapping.enforced,
+                }
             })
             .collect();
-        for (index, matches) in self.employee_matches.iter().enumerate() {
-            for &mapping in matches {
-                let entry = &mut findings[mapping as usize];
-                entry.matched_employees += 1;
-                if self.employee_user[index].is_none() {
-                    entry.unmatched_employees += 1;
-                    if entry.unmatched_sample.len() < SAMPLE_LIMIT {
-                        entry
-                            .unmatched_sample
-                            .push(self.employees[index].email.clone());
-                    }
-                }
-            }
-        }
-        for outcome in &self.outcomes {
-            for (mapping, counts) in &outcome.counts {
-                let entry = &mut findings[*mapping as usize];
-                entry.desired_grants += counts.desired;
-                entry.actual_grants += counts.actual;
-                entry.to_grant += counts.to_grant;
-                entry.to_revoke += counts.to_revoke;
-            }
-        }
-        for (user, op) in planned {
-            let concerned: Vec<MappingIdx> = match op.cause {
-                CauseIdx::Mapping(mapping) => vec![mapping],
+        for ((_, op), operation) in planned.iter().zip(built) {
+            let concerned: &[MappingIdx] = match &op.cause {
+                CauseIdx::Mapping(mapping) => std::slice::from_ref(mapping),
                 CauseIdx::Unwanted | CauseIdx::Offboarding => {
-                    self.governance[op.target as usize].mappings.clone()
+                    &self.governance[op.target as usize].mappings
                 }
-                CauseIdx::Lockdown(_) => Vec::new(),
+                CauseIdx::Lockdown(_) => &[],
             };
-            for mapping in concerned {
+            for &mapping in concerned {
                 let sample = &mut findings[mapping as usize].pending_sample;
                 if sample.len() < SAMPLE_LIMIT {
-                    let operation = self.operation(*user, op);
                     sample.push(PendingChange {
                         action: operation.action,
                         user: operation.user_email.clone(),
                         target: operation.target_label(),
-                        access_level: operation.access_level_remote_id,
+                        access_level: operation.access_level_remote_id.clone(),
                     });
                 }
             }
@@ -1092,17 +1156,8 @@ impl<'w> Planner<'w> {
     }
 }
 
-/// Lockdown revocations first (an incident cannot wait), then grants, then other revocations.
-fn execution_order(operation: &Operation) -> u8 {
-    match (&operation.cause, operation.action) {
-        (Cause::Lockdown(_), _) => 0,
-        (_, ChangeAction::Grant) => 1,
-        (_, ChangeAction::Revoke) => 2,
-    }
-}
-
 /// Stable hash of a set of revocations, independent of their order.
-fn revocation_hash(revocations: &[Operation]) -> String {
+fn revocation_hash(revocations: &[&Operation]) -> String {
     let mut lines: Vec<String> = revocations
         .iter()
         .map(|op| {

@@ -463,7 +463,7 @@ fn a_locked_user_loses_everything_and_is_never_granted() {
     let plan = plan(&world, now());
     assert_eq!(
         ops(&plan),
-        ["revoke legacy u1", "revoke sales u1", "grant eng u2"],
+        ["revoke sales u1", "revoke legacy u1", "grant eng u2"],
         "lockdown outranks protection and the breaker; ada is not granted eng"
     );
     let findings = &plan.lockdowns[&ObjectKey::new("security", "ld")];
