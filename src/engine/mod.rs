@@ -1,12 +1,17 @@
-//! The pure reconcile engine: `plan(&World, now) -> Plan`. No I/O and no clock reads here;
-//! the controller, the CLI and the tests fill the [`World`] and act on the [`Plan`].
+//! The reconcile engine. `plan(&World, now) -> Plan` is pure: no I/O and no clock reads. The
+//! two I/O edges sit beside it: [`observe_opal`] fills the Opal part of a [`World`] and the
+//! [`Executor`] applies a [`Plan`]'s operations.
 
 mod duration;
+mod executor;
+mod observe;
 mod plan;
 mod selector;
 mod world;
 
 pub use duration::{DurationError, parse_go_duration};
+pub use executor::{ExecutionReport, Executor, OperationOutcome};
+pub use observe::{ObservationScope, observe_opal};
 pub use plan::{
     BreakerFinding, Cause, LockdownFindings, MappingFindings, MappingProblem, Operation, Plan,
     Planner, PolicyFindings, SAMPLE_LIMIT, Withheld, plan,

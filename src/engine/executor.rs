@@ -1,0 +1,144 @@
+//! Applies a plan's operations through the Opal client: concurrently (the client's shared
+//! limiter paces the calls), idempotently (an existing grant or a missing one is success),
+//! and with every failure reported against its operation.
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+
+use super::plan::Operation;
+use crate::crd::{ChangeAction, TargetKind};
+use crate::opal::model::GrantSpec;
+use crate::opal::{Client, GrantOutcome, OpalError, RevokeOutcome};
+
+/// What happened to one operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperationOutcome {
+    /// Opal changed.
+    Applied,
+    /// Opal already matched: the grant existed, or the revoked grant was gone.
+    AlreadyDone,
+    /// Opal refused or could not be reached after retries; `message` carries its answer.
+    Failed {
+        label: &'static str,
+        message: String,
+    },
+}
+
+/// Every operation with its outcome, in the order they were given.
+#[derive(Clone, Debug, Default)]
+pub struct ExecutionReport {
+    pub outcomes: Vec<(Operation, OperationOutcome)>,
+    pub elapsed: Duration,
+}
+
+impl ExecutionReport {
+    pub fn applied(&self) -> usize {
+        self.count(|outcome| *outcome == OperationOutcome::Applied)
+    }
+
+    pub fn already_done(&self) -> usize {
+        self.count(|outcome| *outcome == OperationOutcome::AlreadyDone)
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = (&Operation, &str)> {
+        self.outcomes
+            .iter()
+            .filter_map(|(op, outcome)| match outcome {
+                OperationOutcome::Failed { message, .. } => Some((op, message.as_str())),
+                _ => None,
+            })
+    }
+
+    fn count(&self, predicate: impl Fn(&OperationOutcome) -> bool) -> usize {
+        self.outcomes.iter().filter(|(_, o)| predicate(o)).count()
+    }
+}
+
+/// Runs operations against Opal.
+#[derive(Clone)]
+pub struct Executor {
+    client: Client,
+    concurrency: usize,
+}
+
+impl Executor {
+    /// `concurrency` bounds the operations in flight; the client's limiter bounds the rate.
+    pub fn new(client: Client, concurrency: usize) -> Self {
+        Self {
+            client,
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    /// Applies `operations`. Lockdown revocations come first in a plan, and the stream keeps
+    /// that order when starting calls.
+    pub async fn apply(&self, operations: &[Operation]) -> ExecutionReport {
+        let started = Instant::now();
+        let mut outcomes: Vec<(usize, OperationOutcome)> =
+            stream::iter(operations.iter().enumerate())
+                .map(|(index, operation)| async move { (index, self.apply_one(operation).await) })
+                .buffer_unordered(self.concurrency)
+                .collect()
+                .await;
+        outcomes.sort_by_key(|(index, _)| *index);
+        ExecutionReport {
+            outcomes: outcomes
+                .into_iter()
+                .map(|(index, outcome)| (operations[index].clone(), outcome))
+                .collect(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    async fn apply_one(&self, operation: &Operation) -> OperationOutcome {
+        let level = Some(operation.access_level_remote_id.as_str()).filter(|l| !l.is_empty());
+        let result: Result<OperationOutcome, OpalError> = match operation.action {
+            ChangeAction::Grant => {
+                let grant = GrantSpec {
+                    duration_minutes: 0,
+                    access_level_remote_id: level.map(str::to_owned),
+                };
+                let target = &operation.target_id;
+                let user = &operation.user_id;
+                match operation.kind {
+                    TargetKind::Group => self
+                        .client
+                        .grant_group_user(target, user, &grant)
+                        .await
+                        .map(|outcome| granted(&outcome)),
+                    TargetKind::Resource => self
+                        .client
+                        .grant_resource_user(target, user, &grant)
+                        .await
+                        .map(|outcome| granted(&outcome)),
+                }
+            }
+            ChangeAction::Revoke => {
+                let target = &operation.target_id;
+                let user = &operation.user_id;
+                match operation.kind {
+                    TargetKind::Group => self.client.revoke_group_user(target, user, level).await,
+                    TargetKind::Resource => {
+                        self.client.revoke_resource_user(target, user, level).await
+                    }
+                }
+                .map(|outcome| match outcome {
+                    RevokeOutcome::Revoked => OperationOutcome::Applied,
+                    RevokeOutcome::AlreadyAbsent => OperationOutcome::AlreadyDone,
+                })
+            }
+        };
+        result.unwrap_or_else(|error| OperationOutcome::Failed {
+            label: error.label(),
+            message: error.to_string(),
+        })
+    }
+}
+
+fn granted<T>(outcome: &GrantOutcome<T>) -> OperationOutcome {
+    match outcome {
+        GrantOutcome::Granted(_) => OperationOutcome::Applied,
+        GrantOutcome::AlreadyPresent => OperationOutcome::AlreadyDone,
+    }
+}

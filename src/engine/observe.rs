@@ -1,0 +1,273 @@
+//! Reads the Opal state a plan needs: every user, group and resource with its tags, the direct
+//! grants on targets the custom resources name, and every grant of users a lockdown or an
+//! `All` offboarding may have to strip.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::{StreamExt, TryStreamExt, stream};
+
+use super::world::{LockdownInput, MappingInput, OpalGrant, OpalState, OpalTarget, OpalUser};
+use crate::crd::{AccessTarget, TargetKind, TargetRef};
+use crate::opal::model::{GroupType, GroupUser, ResourceAccessUser};
+use crate::opal::{Client, GroupFilter, OpalError, ResourceFilter};
+
+/// Which targets and users need their grants read.
+#[derive(Clone, Debug, Default)]
+pub struct ObservationScope {
+    targets: BTreeSet<(TargetKind, TargetKey)>,
+    user_emails: BTreeSet<String>,
+    user_ids: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TargetKey {
+    Name(String),
+    Id(String),
+}
+
+impl ObservationScope {
+    /// Targets named by the mappings and lockdowns, and users a lockdown names or whose every
+    /// grant offboarding revokes (`users_losing_everything`, by email).
+    pub fn new(
+        mappings: &[MappingInput],
+        lockdowns: &[LockdownInput],
+        users_losing_everything: impl IntoIterator<Item = String>,
+    ) -> Self {
+        let mut scope = Self::default();
+        for mapping in mappings {
+            for grant in &mapping.spec.grants {
+                scope.add_target(grant);
+            }
+        }
+        for lockdown in lockdowns {
+            for subject in &lockdown.spec.subjects {
+                if let Some(group) = &subject.group {
+                    scope.add_ref(TargetKind::Group, group);
+                }
+                if let Some(resource) = &subject.resource {
+                    scope.add_ref(TargetKind::Resource, resource);
+                }
+                if let Some(email) = &subject.email {
+                    scope.user_emails.insert(email.to_lowercase());
+                }
+                if let Some(id) = &subject.opal_user_id {
+                    scope.user_ids.insert(id.clone());
+                }
+            }
+            for target in lockdown.spec.scope.iter().flat_map(|s| &s.targets) {
+                scope.add_target(target);
+            }
+        }
+        scope.user_emails.extend(
+            users_losing_everything
+                .into_iter()
+                .map(|email| email.to_lowercase()),
+        );
+        scope
+    }
+
+    fn add_target(&mut self, target: &AccessTarget) {
+        if let Some(group) = &target.group {
+            self.add_ref(TargetKind::Group, group);
+        }
+        if let Some(resource) = &target.resource {
+            self.add_ref(TargetKind::Resource, resource);
+        }
+    }
+
+    fn add_ref(&mut self, kind: TargetKind, reference: &TargetRef) {
+        if let Some(id) = &reference.id {
+            self.targets.insert((kind, TargetKey::Id(id.clone())));
+        } else if let Some(name) = &reference.name {
+            self.targets.insert((kind, TargetKey::Name(name.clone())));
+        }
+    }
+
+    fn wants(&self, target: &OpalTarget) -> bool {
+        self.targets
+            .contains(&(target.kind, TargetKey::Id(target.id.clone())))
+            || self
+                .targets
+                .contains(&(target.kind, TargetKey::Name(target.name.clone())))
+    }
+}
+
+/// Reads Opal through `client`, `concurrency` listings at a time (the client's own limiter
+/// still applies).
+pub async fn observe_opal(
+    client: &Client,
+    scope: &ObservationScope,
+    concurrency: usize,
+) -> Result<OpalState, OpalError> {
+    let concurrency = concurrency.max(1);
+    let (all_groups, all_resources) = (GroupFilter::default(), ResourceFilter::default());
+    let (users, groups, resources, tags) = futures::try_join!(
+        client.list_users(),
+        client.list_groups(&all_groups),
+        client.list_resources(&all_resources),
+        client.list_tags(),
+    )?;
+
+    // Tags per target: one filtered listing per tag rather than one tag call per target.
+    let tagged: Vec<(String, String, Vec<String>, Vec<String>)> = stream::iter(tags)
+        .map(|tag| async move {
+            let groups_with_tag = GroupFilter {
+                tag_ids: vec![tag.tag_id.clone()],
+                ..GroupFilter::default()
+            };
+            let resources_with_tag = ResourceFilter {
+                tag_ids: vec![tag.tag_id.clone()],
+                ..ResourceFilter::default()
+            };
+            let (groups, resources) = futures::try_join!(
+                client.list_groups(&groups_with_tag),
+                client.list_resources(&resources_with_tag),
+            )?;
+            Ok::<_, OpalError>((
+                tag.key,
+                tag.value.unwrap_or_default(),
+                groups.into_iter().map(|g| g.group_id).collect(),
+                resources.into_iter().map(|r| r.resource_id).collect(),
+            ))
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    let mut tags_of: BTreeMap<(TargetKind, String), Vec<(String, String)>> = BTreeMap::new();
+    for (key, value, group_ids, resource_ids) in tagged {
+        for id in group_ids {
+            tags_of
+                .entry((TargetKind::Group, id))
+                .or_default()
+                .push((key.clone(), value.clone()));
+        }
+        for id in resource_ids {
+            tags_of
+                .entry((TargetKind::Resource, id))
+                .or_default()
+                .push((key.clone(), value.clone()));
+        }
+    }
+
+    let mut targets: Vec<OpalTarget> = groups
+        .into_iter()
+        .map(|group| OpalTarget {
+            kind: TargetKind::Group,
+            derived_membership: group.group_type == Some(GroupType::OpalAccessRule),
+            id: group.group_id,
+            name: group.name,
+            tags: Vec::new(),
+        })
+        .chain(resources.into_iter().map(|resource| OpalTarget {
+            kind: TargetKind::Resource,
+            id: resource.resource_id,
+            name: resource.name,
+            tags: Vec::new(),
+            derived_membership: false,
+        }))
+        .collect();
+    for target in &mut targets {
+        if let Some(tags) = tags_of.remove(&(target.kind, target.id.clone())) {
+            target.tags = tags;
+        }
+    }
+
+    let wanted: Vec<&OpalTarget> = targets.iter().filter(|t| scope.wants(t)).collect();
+    let per_target: Vec<Vec<OpalGrant>> = stream::iter(wanted)
+        .map(|target| target_grants(client, target))
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+
+    let users_of_interest: Vec<&str> = users
+        .iter()
+        .filter(|user| {
+            scope.user_ids.contains(&user.user_id)
+                || scope.user_emails.contains(&user.email.to_lowercase())
+        })
+        .map(|user| user.user_id.as_str())
+        .collect();
+    let per_user: Vec<Vec<OpalGrant>> = stream::iter(users_of_interest)
+        .map(|user_id| user_grants(client, user_id))
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+
+    let mut seen = BTreeSet::new();
+    let grants = per_target
+        .into_iter()
+        .chain(per_user)
+        .flatten()
+        .filter(|grant| {
+            seen.insert((
+                grant.kind,
+                grant.target_id.clone(),
+                grant.user_id.clone(),
+                grant.access_level_remote_id.clone(),
+            ))
+        })
+        .collect();
+    Ok(OpalState {
+        users: users
+            .into_iter()
+            .map(|user| OpalUser {
+                id: user.user_id,
+                email: user.email,
+            })
+            .collect(),
+        targets,
+        grants,
+    })
+}
+
+async fn target_grants(client: &Client, target: &OpalTarget) -> Result<Vec<OpalGrant>, OpalError> {
+    Ok(match target.kind {
+        TargetKind::Group => client
+            .list_group_users(&target.id)
+            .await?
+            .into_iter()
+            .map(group_grant)
+            .collect(),
+        TargetKind::Resource => client
+            .list_resource_users(&target.id)
+            .await?
+            .into_iter()
+            .filter_map(direct_resource_grant)
+            .collect(),
+    })
+}
+
+async fn user_grants(client: &Client, user_id: &str) -> Result<Vec<OpalGrant>, OpalError> {
+    let (groups, resources) = futures::try_join!(
+        client.list_user_groups(user_id),
+        client.list_user_resources(user_id, true),
+    )?;
+    Ok(groups
+        .into_iter()
+        .map(group_grant)
+        .chain(resources.into_iter().filter_map(direct_resource_grant))
+        .collect())
+}
+
+fn group_grant(member: GroupUser) -> OpalGrant {
+    OpalGrant {
+        kind: TargetKind::Group,
+        target_id: member.group_id,
+        user_id: member.user_id,
+        access_level_remote_id: member.access_level.access_level_remote_id,
+        access_level_name: member.access_level.access_level_name,
+        expires_at: member.expiration_date,
+    }
+}
+
+/// Access through a group is Opal's to manage; only direct grants are the operator's.
+fn direct_resource_grant(access: ResourceAccessUser) -> Option<OpalGrant> {
+    access.has_direct_access.then(|| OpalGrant {
+        kind: TargetKind::Resource,
+        target_id: access.resource_id,
+        user_id: access.user_id,
+        access_level_remote_id: access.access_level.access_level_remote_id,
+        access_level_name: access.access_level.access_level_name,
+        expires_at: access.expiration_date,
+    })
+}
