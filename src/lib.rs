@@ -3,3 +3,6 @@
 pub mod crd;
 pub mod engine;
 pub mod hris;
+pub mod notify;
+pub mod opal;
+pub mod sim;

@@ -262,7 +262,7 @@ fn group_grant(member: GroupUser) -> OpalGrant {
 
 /// Access through a group is Opal's to manage; only direct grants are the operator's.
 fn direct_resource_grant(access: ResourceAccessUser) -> Option<OpalGrant> {
-    access.has_direct_access.then(|| OpalGrant {
+    access.has_direct_access.then_some(OpalGrant {
         kind: TargetKind::Resource,
         target_id: access.resource_id,
         user_id: access.user_id,
