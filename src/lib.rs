@@ -1,8 +1,13 @@
 //! opal-operator: keeps Opal access in line with the HR system, declared as Kubernetes resources.
 
+pub mod config;
 pub mod crd;
 pub mod engine;
 pub mod hris;
+pub mod manifests;
 pub mod notify;
 pub mod opal;
+pub mod report;
+pub mod retry;
 pub mod sim;
+pub mod standalone;

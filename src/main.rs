@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use opal_operator::config::OperatorConfig;
+use opal_operator::manifests::Manifests;
+use opal_operator::report::{ReportFormat, render};
 use opal_operator::sim::opal::{
     FaultConfig, OrgFixture, RateLimitConfig, RunningOpalSim, SimConfig,
 };
@@ -26,6 +29,39 @@ enum Command {
     },
     /// Serve the Opal API simulator on loopback until interrupted.
     Sim(SimArgs),
+    /// Compare what the manifests in DIR call for with Opal and print the difference.
+    /// Exit code: 0 no drift, 2 drift, 1 error. Needs only a read-only Opal token.
+    Plan(PlanArgs),
+    /// Run the reconcile loop.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// Directory of manifests (RoleMapping, AccessPolicy, ReviewSchedule, Lockdown).
+    dir: PathBuf,
+    /// Operator configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "table")]
+    output: ReportFormat,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Run without a cluster: read the custom resources from manifests in this directory.
+    #[arg(long, value_name = "DIR")]
+    standalone: Option<PathBuf>,
+    /// Operator configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Write each sync's plan (JSON) to this directory as `status.json`.
+    #[arg(long)]
+    status_dir: Option<PathBuf>,
+    /// Stop after this many syncs (default: run until interrupted).
+    #[arg(long)]
+    syncs: Option<u64>,
 }
 
 #[derive(Args)]
@@ -60,9 +96,103 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds { out_dir } => print_crds(out_dir),
-        Command::Sim(args) => tokio::runtime::Runtime::new()
-            .context("starting the async runtime")?
-            .block_on(serve_simulator(args)),
+        Command::Sim(args) => runtime()?.block_on(serve_simulator(args)),
+        Command::Plan(args) => {
+            let drift = runtime()?.block_on(plan_command(args))?;
+            std::process::exit(if drift { 2 } else { 0 })
+        }
+        Command::Run(args) => runtime()?.block_on(run_command(args)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+fn load_inputs(
+    config: &std::path::Path,
+    dir: &std::path::Path,
+) -> anyhow::Result<(OperatorConfig, Manifests)> {
+    let config = OperatorConfig::from_path(config)?;
+    let manifests = Manifests::load_dir(dir)?;
+    Ok((config, manifests))
+}
+
+/// Returns whether Opal differs from what the manifests call for.
+async fn plan_command(args: PlanArgs) -> anyhow::Result<bool> {
+    let (config, manifests) = load_inputs(&args.config, &args.dir)?;
+    let sources = opal_operator::standalone::Sources::from_config(&config)?;
+    let world = opal_operator::standalone::observe_world(&sources, &manifests, None).await?;
+    if let opal_operator::engine::HrState::Failed(reason) = &world.hr {
+        anyhow::bail!("the HR source failed, so no plan can be trusted: {reason}");
+    }
+    let plan = opal_operator::engine::plan(&world, chrono::Utc::now());
+    print!("{}", render(&plan, args.output));
+    Ok(!plan.is_converged())
+}
+
+async fn run_command(args: RunArgs) -> anyhow::Result<()> {
+    let Some(dir) = args.standalone else {
+        anyhow::bail!(
+            "only `run --standalone DIR` is available in this build; the in-cluster controller is not part of it yet"
+        );
+    };
+    let (config, manifests) = load_inputs(&args.config, &dir)?;
+    let sources = opal_operator::standalone::Sources::from_config(&config)?;
+    let interval = config.sync.interval()?;
+    let mut last_good = None;
+    let mut sync = 0u64;
+    loop {
+        sync += 1;
+        let started = std::time::Instant::now();
+        match opal_operator::standalone::sync_once(
+            &sources,
+            &manifests,
+            last_good,
+            chrono::Utc::now(),
+        )
+        .await
+        {
+            Ok(outcome) => {
+                last_good = outcome.good_employee_count;
+                let failures: Vec<_> = outcome.execution.failures().collect();
+                println!(
+                    "sync {sync}: {} change(s) planned, {} applied, {} already done, {} failed, {} held; converged: {} ({:.1}s)",
+                    outcome.plan.operations.len(),
+                    outcome.execution.applied(),
+                    outcome.execution.already_done(),
+                    failures.len(),
+                    outcome.plan.withheld.len(),
+                    outcome.confirmation.operations.is_empty(),
+                    started.elapsed().as_secs_f64()
+                );
+                for (operation, message) in failures.iter().take(10) {
+                    println!(
+                        "  failed: {:?} {} {}: {message}",
+                        operation.action,
+                        operation.target_label(),
+                        operation.user_email
+                    );
+                }
+                if let Some(dir) = &args.status_dir {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    let path = dir.join("status.json");
+                    std::fs::write(&path, render(&outcome.confirmation, ReportFormat::Json))
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
+            Err(error) => println!("sync {sync}: failed ({}): {error}", error.label()),
+        }
+        if args.syncs.is_some_and(|limit| sync >= limit) {
+            return Ok(());
+        }
+        let jitter = f64::from(config.sync.jitter_percent) / 100.0;
+        let factor = 1.0 + jitter * (rand::random::<f64>() * 2.0 - 1.0);
+        tokio::select! {
+            _ = tokio::time::sleep(interval.mul_f64(factor)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
     }
 }
 

@@ -315,6 +315,7 @@ pub struct Planner<'w> {
     locks: Locks,
     lockdown_findings: Vec<(ObjectKey, LockdownFindings)>,
     hr_failed: Option<String>,
+    hr_incomplete: Option<String>,
     /// The snapshot's employees, borrowed; replaced or added ones live in `changed_employees`.
     employees: &'w [Employee],
     changed_employees: FxHashMap<usize, Employee>,
@@ -508,9 +509,10 @@ impl<'w> Planner<'w> {
             .filter_map(|email| user_by_email.get(email).copied())
             .collect();
 
-        let (employees, hr_failed): (&[Employee], _) = match &world.hr {
-            HrState::Snapshot(employees) => (employees, None),
-            HrState::Failed(reason) => (&[], Some(reason.clone())),
+        let (employees, hr_failed, hr_incomplete): (&[Employee], _, _) = match &world.hr {
+            HrState::Snapshot(employees) => (employees, None, None),
+            HrState::Incomplete { employees, reason } => (employees, None, Some(reason.clone())),
+            HrState::Failed(reason) => (&[], Some(reason.clone()), None),
         };
         let employee_index = employees
             .iter()
@@ -535,6 +537,7 @@ impl<'w> Planner<'w> {
             locks: Locks::default(),
             lockdown_findings: Vec::new(),
             hr_failed,
+            hr_incomplete,
             employees,
             changed_employees: FxHashMap::default(),
             employee_count: employees.len(),
@@ -932,6 +935,9 @@ impl<'w> Planner<'w> {
     fn hr_gate(&self) -> Option<String> {
         if let Some(reason) = &self.hr_failed {
             return Some(format!("HR snapshot unavailable: {reason}"));
+        }
+        if let Some(reason) = &self.hr_incomplete {
+            return Some(format!("HR snapshot incomplete: {reason}"));
         }
         let count = self.employee_count;
         if count == 0 {

@@ -781,6 +781,26 @@ fn the_flood_gate_blocks_revocations_from_empty_or_shrunken_snapshots() {
 }
 
 #[test]
+fn an_incomplete_hr_snapshot_grants_but_holds_revocations() {
+    let mut world = base_world();
+    world.opal.grants = vec![grant(TargetKind::Group, "g-eng", "u4")];
+    let HrState::Snapshot(employees) = world.hr.clone() else {
+        unreachable!("base world has a snapshot")
+    };
+    world.hr = HrState::Incomplete {
+        employees,
+        reason: "row 7: bad hire date".to_owned(),
+    };
+    let plan = plan(&world, now());
+    assert_eq!(ops(&plan), ["grant eng u1", "grant eng u2"]);
+    assert_eq!(
+        withheld(&plan),
+        [("Revoke eng u4".to_owned(), Withheld::HrGate)]
+    );
+    assert!(plan.hr_gate.as_deref().is_some_and(|r| r.contains("row 7")));
+}
+
+#[test]
 fn replanning_one_employee_matches_a_full_plan() {
     let mut world = base_world();
     world.opal.grants = vec![grant(TargetKind::Group, "g-eng", "u1")];

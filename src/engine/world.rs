@@ -35,6 +35,12 @@ impl fmt::Display for ObjectKey {
 #[derive(Clone, Debug)]
 pub enum HrState {
     Snapshot(Vec<Employee>),
+    /// Some records could not be read: grants still flow, revocations are held (a person
+    /// missing from a snapshot looks like a departure).
+    Incomplete {
+        employees: Vec<Employee>,
+        reason: String,
+    },
     /// The source failed; no grant or revocation may rely on HR data.
     Failed(String),
 }

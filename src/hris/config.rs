@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::columns::ColumnMapping;
 use super::error::HrisError;
 use super::secret::SecretRef;
-use crate::opal::RetryConfig;
+use crate::retry::RetryConfig;
 
 /// Which HR system to read and how. YAML: `source: workday | bambooHr | file` plus its settings.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use super::config::{ChannelKind, OutboxConfig};
 use super::error::{NotifyError, TransportErrorKind};
 use super::secret::Redactor;
+use crate::retry::parse_retry_after;
 
 /// Longest piece of a server answer kept in an error.
 const DETAIL_CHARS: usize = 500;
@@ -204,35 +205,5 @@ impl HttpCaller {
             operation,
             message: self.redactor.clean(&message),
         }
-    }
-}
-
-/// Parses `Retry-After`: delay seconds or an HTTP date (one in the past means now).
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return value.parse::<u64>().ok().map(Duration::from_secs);
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_retry_after_seconds_and_dates() {
-        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").expect("date");
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:40 GMT", now),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("later", now), None);
     }
 }

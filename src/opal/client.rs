@@ -18,8 +18,8 @@ use super::config::ClientConfig;
 use super::error::{OpalError, TransportErrorKind};
 use super::limiter::OrgRateLimiter;
 use super::observer::{AttemptOutcome, CallAttempt, CallObserver, NoopObserver};
-use super::retry::{RetryPolicy, parse_retry_after};
 use super::secret::ApiToken;
+use crate::retry::{RetryPolicy, parse_retry_after};
 
 /// Longest slice of an error response body kept in an [`OpalError`].
 const MAX_ERROR_BODY_CHARS: usize = 2_048;

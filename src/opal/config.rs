@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::OpalError;
+use crate::retry::RetryConfig;
 
 /// Production API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.opal.dev/v1";
@@ -62,29 +63,6 @@ impl Default for RateLimitConfig {
             requests_per_second: 100,
             writes_per_second: 50,
             burst: 5,
-        }
-    }
-}
-
-/// Retry of 429, 5xx, timeouts and connection failures with jittered exponential backoff.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
-pub struct RetryConfig {
-    /// Attempts per call, the first included (1 disables retries).
-    pub max_attempts: u32,
-    pub initial_backoff_ms: u64,
-    pub max_backoff_ms: u64,
-    /// A retry whose wait would take the call past this much time since it started is not made.
-    pub max_total_delay_ms: u64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            initial_backoff_ms: 200,
-            max_backoff_ms: 10_000,
-            max_total_delay_ms: 60_000,
         }
     }
 }

@@ -21,19 +21,19 @@ mod limiter;
 pub mod model;
 mod observer;
 pub mod pagination;
-mod retry;
 mod secret;
 
+/// The retry settings of [`ClientConfig`].
+pub use crate::retry::RetryConfig;
 pub use api::{
     EventFilter, GrantOutcome, GroupFilter, RelayRequestFilter, RequestFilter, ResourceFilter,
     RevokeOutcome,
 };
 pub use call::HttpMethod;
 pub use client::{Client, ClientBuilder};
-pub use config::{ClientConfig, DEFAULT_BASE_URL, RateLimitConfig, RetryConfig};
+pub use config::{ClientConfig, DEFAULT_BASE_URL, RateLimitConfig};
 pub use error::{OpalError, TransportErrorKind};
 pub use limiter::{OrgRateLimiter, is_group_or_resource_write};
 pub use observer::{AttemptOutcome, CallAttempt, CallObserver, NoopObserver};
 pub use pagination::Pager;
-pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::ApiToken;

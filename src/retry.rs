@@ -1,10 +1,34 @@
-//! Backoff schedule and `Retry-After` handling.
+//! Retry policy shared by every HTTP client (Opal, HR sources): jittered exponential backoff,
+//! `Retry-After` honoured as a minimum, and a total delay budget.
 
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 
-use super::config::RetryConfig;
+use serde::{Deserialize, Serialize};
+
+/// Retry of 429, 5xx, timeouts and connection failures with jittered exponential backoff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts per call, the first included (1 disables retries).
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// A retry whose wait would take the call past this much time since it started is not made.
+    pub max_total_delay_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 10_000,
+            max_total_delay_ms: 60_000,
+        }
+    }
+}
 
 /// When and how long to wait before attempting a failed call again. Shared by every HTTP client
 /// of the operator that retries.

@@ -1,0 +1,254 @@
+//! The operator's configuration file (YAML): where Opal and the HR system are, how often to
+//! sync, and the notification channels CRs may name. Secrets are references (environment
+//! variable or file), never values.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::engine::parse_go_duration;
+use crate::hris::{HrisConfig, SecretRef};
+use crate::notify::NotifyConfig;
+use crate::opal::ClientConfig;
+
+/// Why a configuration cannot be used; the message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config field `{field}`: {message}")]
+    Invalid { field: String, message: String },
+}
+
+impl ConfigError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ConfigError::Read { .. } => "read",
+            ConfigError::Invalid { .. } => "invalid",
+        }
+    }
+
+    fn invalid(field: &str, message: impl ToString) -> Self {
+        ConfigError::Invalid {
+            field: field.to_owned(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// Namespace whose AccessPolicies shape the global plan (tenancy, safety, offboarding).
+    #[serde(default = "default_operator_namespace")]
+    pub operator_namespace: String,
+    pub opal: OpalSettings,
+    pub hris: HrisConfig,
+    #[serde(default)]
+    pub sync: SyncSettings,
+    #[serde(default)]
+    pub notify: Option<NotifyConfig>,
+}
+
+/// How to reach Opal.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpalSettings {
+    /// The API token: `{env: NAME}` or `{file: /path}`.
+    pub token: SecretRef,
+    /// Base URL, limits, retries and timeouts.
+    #[serde(default)]
+    pub client: ClientConfig,
+}
+
+/// When and how hard to sync.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Go duration between syncs, e.g. `5m`.
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    /// Each wait is shortened or lengthened by up to this share, so replicas and restarts do
+    /// not sync in lockstep.
+    #[serde(default = "default_jitter_percent")]
+    pub jitter_percent: u8,
+    /// Opal listings and changes in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            jitter_percent: default_jitter_percent(),
+            concurrency: default_concurrency(),
+        }
+    }
+}
+
+impl SyncSettings {
+    /// The interval as a duration (validated by [`OperatorConfig::validate`]).
+    pub fn interval(&self) -> Result<Duration, ConfigError> {
+        let parsed = parse_go_duration(&self.interval)
+            .map_err(|error| ConfigError::invalid("sync.interval", error))?;
+        let interval = parsed
+            .to_std()
+            .map_err(|error| ConfigError::invalid("sync.interval", error))?;
+        if interval < Duration::from_secs(1) {
+            return Err(ConfigError::invalid("sync.interval", "must be at least 1s"));
+        }
+        Ok(interval)
+    }
+}
+
+fn default_operator_namespace() -> String {
+    "opal-system".to_owned()
+}
+
+fn default_interval() -> String {
+    "5m".to_owned()
+}
+
+fn default_jitter_percent() -> u8 {
+    10
+}
+
+fn default_concurrency() -> usize {
+    16
+}
+
+impl OperatorConfig {
+    pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml_str(&text)
+    }
+
+    /// Parses and validates; errors name the offending field by its path.
+    pub fn from_yaml_str(text: &str) -> Result<Self, ConfigError> {
+        let deserializer = serde_yaml::Deserializer::from_str(text);
+        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let field = error.path().to_string();
+            ConfigError::invalid(&field, hide_values(&error.into_inner().to_string()))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.operator_namespace.is_empty() {
+            return Err(ConfigError::invalid(
+                "operatorNamespace",
+                "must not be empty",
+            ));
+        }
+        self.opal
+            .client
+            .validate()
+            .map_err(|error| ConfigError::invalid("opal.client", error))?;
+        self.hris
+            .validate()
+            .map_err(|error| ConfigError::invalid("hris", error))?;
+        self.sync.interval()?;
+        if self.sync.jitter_percent > 50 {
+            return Err(ConfigError::invalid(
+                "sync.jitterPercent",
+                "must be at most 50",
+            ));
+        }
+        if self.sync.concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "sync.concurrency",
+                "must be at least 1",
+            ));
+        }
+        if let Some(notify) = &self.notify {
+            notify
+                .validate()
+                .map_err(|error| ConfigError::invalid("notify", error))?;
+        }
+        Ok(())
+    }
+}
+
+/// A value in the wrong place may be a secret pasted inline: parse errors name the field and
+/// the expected type, never the value.
+fn hide_values(message: &str) -> String {
+    let quoted = regex::Regex::new(r#"(invalid (?:type|value): string) "(?:[^"\\]|\\.)*""#)
+        .expect("static pattern compiles");
+    quoted
+        .replace_all(message, "$1 (value hidden)")
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+operatorNamespace: security
+opal:
+  token: {env: OPAL_TOKEN}
+  client:
+    baseUrl: https://api.opal.dev/v1
+hris:
+  source: file
+  location: examples/demo/employees.csv
+sync:
+  interval: 10m
+"#;
+
+    #[test]
+    fn a_valid_config_parses_with_defaults() {
+        let config = OperatorConfig::from_yaml_str(VALID).expect("valid config");
+        assert_eq!(config.operator_namespace, "security");
+        assert_eq!(config.sync.interval().ok(), Some(Duration::from_secs(600)));
+        assert_eq!(config.sync.jitter_percent, 10);
+        assert!(config.notify.is_none());
+    }
+
+    fn error_of(text: &str) -> String {
+        match OperatorConfig::from_yaml_str(text) {
+            Ok(_) => panic!("config should be rejected"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_problem() {
+        let typo = VALID.replace("interval: 10m", "intervall: 10m");
+        let message = error_of(&typo);
+        assert!(
+            message.contains("`sync.intervall`") && message.contains("unknown field"),
+            "{message}"
+        );
+
+        let bad_interval = VALID.replace("interval: 10m", "interval: 10 minutes");
+        let message = error_of(&bad_interval);
+        assert!(message.contains("`sync.interval`"), "{message}");
+
+        let inline_token = VALID.replace("{env: OPAL_TOKEN}", "hunter2");
+        let message = error_of(&inline_token);
+        assert!(message.contains("`opal.token`"), "{message}");
+        assert!(
+            !message.contains("hunter2"),
+            "the value must not be echoed: {message}"
+        );
+
+        let unknown_source = VALID.replace("source: file", "source: gusto");
+        let message = error_of(&unknown_source);
+        assert!(
+            message.contains("hris") && message.contains("gusto"),
+            "{message}"
+        );
+    }
+}

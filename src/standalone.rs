@@ -1,0 +1,138 @@
+//! The loop without a cluster: HR snapshot and Opal state in, plan, apply, observe again.
+//! Used by `plan`, `run --standalone` and `demo`.
+
+use chrono::{DateTime, Utc};
+
+use crate::config::OperatorConfig;
+use crate::crd::OffboardingScope;
+use crate::engine::{
+    ExecutionReport, Executor, HrState, ObservationScope, Plan, World, observe_opal, plan,
+};
+use crate::hris::{EmploymentStatus, HrSource, HrisError};
+use crate::manifests::Manifests;
+use crate::opal::{ApiToken, Client, OpalError};
+
+/// Why a sync could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum StandaloneError {
+    #[error("HR source: {0}")]
+    Hris(#[from] HrisError),
+    #[error("Opal: {0}")]
+    Opal(#[from] OpalError),
+}
+
+impl StandaloneError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            StandaloneError::Hris(error) => error.label(),
+            StandaloneError::Opal(error) => error.label(),
+        }
+    }
+}
+
+/// The two systems a sync reads, built from the operator config.
+pub struct Sources {
+    pub hr: HrSource,
+    pub opal: Client,
+    pub concurrency: usize,
+    pub operator_namespace: String,
+}
+
+impl Sources {
+    pub fn from_config(config: &OperatorConfig) -> Result<Self, StandaloneError> {
+        let token = config.opal.token.resolve()?;
+        let token = ApiToken::new(token.expose())?;
+        Ok(Self {
+            hr: HrSource::from_config(&config.hris)?,
+            opal: Client::new(config.opal.client.clone(), token)?,
+            concurrency: config.sync.concurrency,
+            operator_namespace: config.operator_namespace.clone(),
+        })
+    }
+}
+
+/// Reads HR and Opal into a [`World`] for `manifests`. A failing HR source does not fail the
+/// read: it becomes [`HrState::Failed`], which blocks every change but lockdowns.
+pub async fn observe_world(
+    sources: &Sources,
+    manifests: &Manifests,
+    last_good_employee_count: Option<usize>,
+) -> Result<World, StandaloneError> {
+    let hr = match sources.hr.snapshot().await {
+        Ok(snapshot) if snapshot.is_complete() => HrState::Snapshot(snapshot.employees),
+        Ok(snapshot) => HrState::Incomplete {
+            reason: format!("{} record(s) skipped", snapshot.skipped.len()),
+            employees: snapshot.employees,
+        },
+        Err(error) => HrState::Failed(error.to_string()),
+    };
+    let mappings = manifests.mapping_inputs();
+    let policies = manifests.policy_inputs();
+    let lockdowns = manifests.lockdown_inputs();
+    let offboard_everything = policies.iter().any(|policy| {
+        policy.key.namespace == sources.operator_namespace
+            && policy
+                .spec
+                .offboarding
+                .as_ref()
+                .is_some_and(|o| o.revoke == OffboardingScope::All)
+    });
+    let leavers: Vec<String> = match &hr {
+        HrState::Snapshot(employees) | HrState::Incomplete { employees, .. }
+            if offboard_everything =>
+        {
+            employees
+                .iter()
+                .filter(|e| e.status == EmploymentStatus::Terminated)
+                .map(|e| e.email.clone())
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let scope = ObservationScope::new(&mappings, &lockdowns, leavers);
+    let opal = observe_opal(&sources.opal, &scope, sources.concurrency).await?;
+    Ok(World {
+        hr,
+        last_good_employee_count,
+        opal,
+        mappings,
+        policies,
+        lockdowns,
+        operator_namespace: sources.operator_namespace.clone(),
+    })
+}
+
+/// One sync: observe, plan, apply, then observe and plan again to confirm.
+pub struct SyncOutcome {
+    pub plan: Plan,
+    pub execution: ExecutionReport,
+    /// The plan after applying; empty operations mean Opal converged.
+    pub confirmation: Plan,
+    /// Employees in the snapshot, when it passed the flood gate (the next sync's baseline).
+    pub good_employee_count: Option<usize>,
+}
+
+pub async fn sync_once(
+    sources: &Sources,
+    manifests: &Manifests,
+    last_good_employee_count: Option<usize>,
+    now: DateTime<Utc>,
+) -> Result<SyncOutcome, StandaloneError> {
+    let world = observe_world(sources, manifests, last_good_employee_count).await?;
+    let first = plan(&world, now);
+    let good_employee_count = match (&world.hr, &first.hr_gate) {
+        (HrState::Snapshot(employees), None) => Some(employees.len()),
+        _ => last_good_employee_count,
+    };
+    let execution = Executor::new(sources.opal.clone(), sources.concurrency)
+        .apply(&first.operations)
+        .await;
+    let after = observe_world(sources, manifests, last_good_employee_count).await?;
+    let confirmation = plan(&after, now);
+    Ok(SyncOutcome {
+        plan: first,
+        execution,
+        confirmation,
+        good_employee_count,
+    })
+}
