@@ -14,7 +14,8 @@ use crate::opal::{Client, GrantOutcome, OpalError, RevokeOutcome};
 /// What happened to one operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OperationOutcome {
-    /// Opal changed.
+    /// Opal accepted the change. Opal documents no conflict answer for an add, so a grant that
+    /// already existed and was answered 200 also lands here.
     Applied,
     /// Opal already matched: the grant existed, or the revoked grant was gone.
     AlreadyDone,
