@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod crd;
+pub mod demo;
 pub mod engine;
 pub mod hris;
 pub mod manifests;

@@ -34,6 +34,16 @@ enum Command {
     Plan(PlanArgs),
     /// Run the reconcile loop.
     Run(RunArgs),
+    /// Tell the story of the sample org: in-process Opal and HR simulators, the full loop,
+    /// onboarding, a role change, a termination, drift repair, a lockdown and an HR outage.
+    Demo {
+        /// Directory holding the sample org (employees.csv, opal-org.yaml, manifests/).
+        #[arg(long, default_value = opal_operator::demo::DEFAULT_SAMPLE_ORG_DIR)]
+        sample_org: PathBuf,
+        /// Print only the summary.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 #[derive(Args)]
@@ -46,6 +56,10 @@ struct PlanArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value = "table")]
     output: ReportFormat,
+    /// Plan as of this time (RFC 3339) instead of now: start dates, termination dates and
+    /// lockdown expiry are judged against it.
+    #[arg(long)]
+    at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Args)]
@@ -102,6 +116,14 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(if drift { 2 } else { 0 })
         }
         Command::Run(args) => runtime()?.block_on(run_command(args)),
+        Command::Demo { sample_org, quiet } => {
+            let options = opal_operator::demo::DemoOptions {
+                sample_org_dir: sample_org,
+                quiet,
+            };
+            runtime()?.block_on(opal_operator::demo::run(options))?;
+            Ok(())
+        }
     }
 }
 
@@ -126,7 +148,7 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<bool> {
     if let opal_operator::engine::HrState::Failed(reason) = &world.hr {
         anyhow::bail!("the HR source failed, so no plan can be trusted: {reason}");
     }
-    let plan = opal_operator::engine::plan(&world, chrono::Utc::now());
+    let plan = opal_operator::engine::plan(&world, args.at.unwrap_or_else(chrono::Utc::now));
     print!("{}", render(&plan, args.output));
     Ok(!plan.is_converged())
 }

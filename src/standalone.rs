@@ -127,7 +127,7 @@ pub async fn sync_once(
     let execution = Executor::new(sources.opal.clone(), sources.concurrency)
         .apply(&first.operations)
         .await;
-    let after = observe_world(sources, manifests, last_good_employee_count).await?;
+    let after = observe_world(sources, manifests, good_employee_count).await?;
     let confirmation = plan(&after, now);
     Ok(SyncOutcome {
         plan: first,

@@ -187,7 +187,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// True when Opal already matches the desired state (nothing to do or withheld).
+    /// True when Opal already matches every mapping, including what Observe-mode mappings
+    /// only report: nothing to do and nothing held back. (A sync has done all it may when
+    /// `operations` is empty.)
     pub fn is_converged(&self) -> bool {
         self.operations.is_empty() && self.withheld.is_empty()
     }
