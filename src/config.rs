@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::crd::SafetySpec;
 use crate::engine::parse_go_duration;
 use crate::hris::{HrisConfig, SecretRef};
 use crate::notify::NotifyConfig;
@@ -52,6 +53,11 @@ pub struct OperatorConfig {
     pub hris: HrisConfig,
     #[serde(default)]
     pub sync: SyncSettings,
+    /// Safety rails in force even when no AccessPolicy sets them (revocation breaker, HR
+    /// flood gate, protected users). AccessPolicies in the operator namespace can only make
+    /// them stricter: the strictest limit wins and protected users add up.
+    #[serde(default)]
+    pub safety_defaults: Option<SafetySpec>,
     #[serde(default)]
     pub notify: Option<NotifyConfig>,
 }
@@ -165,6 +171,32 @@ impl OperatorConfig {
                 "must be at most 50",
             ));
         }
+        if let Some(safety) = &self.safety_defaults {
+            let percent = |value: Option<i32>| value.is_some_and(|v| !(0..=100).contains(&v));
+            if safety.max_revocations.is_some_and(|v| v < 0) {
+                return Err(ConfigError::invalid(
+                    "safetyDefaults.maxRevocations",
+                    "must not be negative",
+                ));
+            }
+            if percent(safety.max_revocation_percent) {
+                return Err(ConfigError::invalid(
+                    "safetyDefaults.maxRevocationPercent",
+                    "must be between 0 and 100",
+                ));
+            }
+            if percent(
+                safety
+                    .hris_flood_gate
+                    .as_ref()
+                    .and_then(|g| g.max_shrink_percent),
+            ) {
+                return Err(ConfigError::invalid(
+                    "safetyDefaults.hrisFloodGate.maxShrinkPercent",
+                    "must be between 0 and 100",
+                ));
+            }
+        }
         if self.sync.concurrency == 0 {
             return Err(ConfigError::invalid(
                 "sync.concurrency",
@@ -205,6 +237,9 @@ hris:
   location: examples/demo/employees.csv
 sync:
   interval: 10m
+safetyDefaults:
+  maxRevocationPercent: 5
+  hrisFloodGate: {maxShrinkPercent: 10}
 "#;
 
     #[test]
@@ -214,6 +249,8 @@ sync:
         assert_eq!(config.sync.interval().ok(), Some(Duration::from_secs(600)));
         assert_eq!(config.sync.jitter_percent, 10);
         assert!(config.notify.is_none());
+        let safety = config.safety_defaults.expect("safety defaults");
+        assert_eq!(safety.max_revocation_percent, Some(5));
     }
 
     fn error_of(text: &str) -> String {
@@ -242,6 +279,13 @@ sync:
         assert!(
             !message.contains("hunter2"),
             "the value must not be echoed: {message}"
+        );
+
+        let percent = VALID.replace("maxRevocationPercent: 5", "maxRevocationPercent: 500");
+        let message = error_of(&percent);
+        assert!(
+            message.contains("`safetyDefaults.maxRevocationPercent`"),
+            "{message}"
         );
 
         let unknown_source = VALID.replace("source: file", "source: gusto");

@@ -4,10 +4,15 @@
 use chrono::{DateTime, Utc};
 
 use crate::config::OperatorConfig;
-use crate::crd::OffboardingScope;
+use crate::crd::{AccessPolicySpec, OffboardingScope, SafetySpec};
 use crate::engine::{
-    ExecutionReport, Executor, HrState, ObservationScope, Plan, World, observe_opal, plan,
+    ExecutionReport, Executor, HrState, ObjectKey, ObservationScope, Plan, PolicyInput, World,
+    observe_opal, plan,
 };
+
+/// Name under which the config file's safety defaults appear among the policies (a name no
+/// Kubernetes object can have).
+pub const SAFETY_DEFAULTS_POLICY: &str = "config:safetyDefaults";
 use crate::hris::{EmploymentStatus, HrSource, HrisError};
 use crate::manifests::Manifests;
 use crate::opal::{ApiToken, Client, OpalError};
@@ -36,6 +41,9 @@ pub struct Sources {
     pub opal: Client,
     pub concurrency: usize,
     pub operator_namespace: String,
+    /// The config file's `safetyDefaults`, planned as one more AccessPolicy in the operator
+    /// namespace (so the strictest limit wins).
+    pub safety_defaults: Option<SafetySpec>,
 }
 
 impl Sources {
@@ -47,6 +55,7 @@ impl Sources {
             opal: Client::new(config.opal.client.clone(), token)?,
             concurrency: config.sync.concurrency,
             operator_namespace: config.operator_namespace.clone(),
+            safety_defaults: config.safety_defaults.clone(),
         })
     }
 }
@@ -67,7 +76,21 @@ pub async fn observe_world(
         Err(error) => HrState::Failed(error.to_string()),
     };
     let mappings = manifests.mapping_inputs();
-    let policies = manifests.policy_inputs();
+    let mut policies = manifests.policy_inputs();
+    if let Some(safety) = &sources.safety_defaults {
+        policies.push(PolicyInput {
+            key: ObjectKey::new(&sources.operator_namespace, SAFETY_DEFAULTS_POLICY),
+            spec: AccessPolicySpec {
+                safety: Some(safety.clone()),
+                offboarding: None,
+                requests: Vec::new(),
+                resource_config: Vec::new(),
+                incident_response: None,
+                tenancy: Vec::new(),
+            },
+            approved_plan_hash: None,
+        });
+    }
     let lockdowns = manifests.lockdown_inputs();
     let offboard_everything = policies.iter().any(|policy| {
         policy.key.namespace == sources.operator_namespace

@@ -280,3 +280,48 @@ async fn plan_errors_exit_1_with_the_reason() {
         stderr(&invalid)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_safety_defaults_hold_revocations_no_policy_would() {
+    let sim = demo_sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &sim, &employees_csv());
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str("safetyDefaults:\n  maxRevocations: 1\n");
+    std::fs::write(&config, text).expect("config written");
+
+    let output = opal_operator(
+        &sim,
+        &[
+            "plan",
+            "examples/demo/manifests",
+            "-c",
+            config.to_str().expect("utf-8"),
+            "-o",
+            "json",
+            "--at",
+            PLAN_AT,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(
+        report["breaker"]["tripped"], true,
+        "the config's limit of 1 is stricter than the policy's"
+    );
+    let revocations_listed = report["operations"]
+        .as_array()
+        .expect("operations")
+        .iter()
+        .filter(|op| op["action"] == "revoke")
+        .count();
+    assert_eq!(
+        revocations_listed, 0,
+        "every breaker-governed revocation is held"
+    );
+    let held = report["withheld"].as_array().expect("withheld");
+    assert!(
+        held.iter()
+            .any(|op| op["heldBecause"] == "revocation breaker tripped")
+    );
+}
