@@ -430,6 +430,7 @@ impl DemoWorld {
                 opal: client,
                 concurrency: config.sync.concurrency,
                 operator_namespace: config.operator_namespace,
+                safety_defaults: config.safety_defaults,
             },
             fixture,
             opal,

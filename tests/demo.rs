@@ -588,6 +588,7 @@ async fn the_sample_config_plans_the_seeded_drift() {
         opal: client,
         concurrency: config.sync.concurrency,
         operator_namespace: config.operator_namespace.clone(),
+        safety_defaults: config.safety_defaults.clone(),
     };
     let manifests = Manifests::load_dir(&dir.join("manifests")).expect("manifests");
     assert_eq!(manifests.role_mappings.len(), 21);
