@@ -159,7 +159,7 @@ async fn run_command(args: RunArgs) -> anyhow::Result<()> {
             "only `run --standalone DIR` is available in this build; the in-cluster controller is not part of it yet"
         );
     };
-    let (config, manifests) = load_inputs(&args.config, &dir)?;
+    let (config, mut manifests) = load_inputs(&args.config, &dir)?;
     let sources = opal_operator::standalone::Sources::from_config(&config)?;
     let interval = config.sync.interval()?;
     let mut last_good = None;
@@ -167,16 +167,11 @@ async fn run_command(args: RunArgs) -> anyhow::Result<()> {
     loop {
         sync += 1;
         let started = std::time::Instant::now();
-        match opal_operator::standalone::sync_once(
-            &sources,
-            &manifests,
-            last_good,
-            chrono::Utc::now(),
-        )
-        .await
-        {
+        let now = chrono::Utc::now();
+        match opal_operator::standalone::sync_once(&sources, &manifests, last_good, now).await {
             Ok(outcome) => {
                 last_good = outcome.good_employee_count;
+                manifests.record_lockdown_activations(&outcome.plan, now);
                 let failures: Vec<_> = outcome.execution.failures().collect();
                 println!(
                     "sync {sync}: {} change(s) planned, {} applied, {} already done, {} failed, {} held; converged: {} ({:.1}s)",
