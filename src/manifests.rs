@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::crd::{API_GROUP, AccessPolicy, Lockdown, ReviewSchedule, RoleMapping, annotations};
-use crate::engine::{LockdownInput, MappingInput, ObjectKey, PolicyInput};
+use chrono::{DateTime, Utc};
+
+use crate::crd::{
+    API_GROUP, AccessPolicy, Lockdown, LockdownStatus, ReviewSchedule, RoleMapping, annotations,
+};
+use crate::engine::{LockdownInput, MappingInput, ObjectKey, Plan, PolicyInput};
 
 /// Why manifests cannot be used; names the file and document.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +167,23 @@ impl Manifests {
             .collect()
     }
 
+    /// Notes when each lockdown first took effect, as the controller records it in status, so
+    /// that a `duration` counts from then rather than from every sync.
+    pub fn record_lockdown_activations(&mut self, plan: &Plan, at: DateTime<Utc>) {
+        for lockdown in &mut self.lockdowns {
+            let active = plan
+                .lockdowns
+                .get(&key_of(&lockdown.metadata))
+                .is_some_and(|findings| findings.active);
+            if active {
+                let status = lockdown.status.get_or_insert_with(LockdownStatus::default);
+                if status.activated_at.is_none() {
+                    status.activated_at = Some(at);
+                }
+            }
+        }
+    }
+
     /// The lockdowns as the planner sees them; activation time comes from their status.
     pub fn lockdown_inputs(&self) -> Vec<LockdownInput> {
         self.lockdowns
@@ -284,6 +305,38 @@ metadata: {name: ignored}
         assert_eq!(policies[0].key.namespace, DEFAULT_NAMESPACE);
         assert_eq!(policies[0].approved_plan_hash.as_deref(), Some("abc123"));
         assert_eq!(manifests.skipped, ["inline: Kustomization ignored"]);
+    }
+
+    #[test]
+    fn a_lockdown_duration_counts_from_its_first_active_sync() {
+        let text = "apiVersion: opal-operator.io/v1alpha1\nkind: Lockdown\nmetadata: {name: ld, namespace: sec}\nspec:\n  subjects: [{email: a@example.com}]\n  reason: drill\n  duration: 1h\n";
+        let mut manifests = Manifests::from_yaml_str("ld.yaml", text).expect("valid");
+        let world = |manifests: &Manifests| crate::engine::World {
+            hr: crate::engine::HrState::Snapshot(Vec::new()),
+            last_good_employee_count: None,
+            opal: crate::engine::OpalState::default(),
+            mappings: Vec::new(),
+            policies: Vec::new(),
+            lockdowns: manifests.lockdown_inputs(),
+            operator_namespace: "sec".to_owned(),
+        };
+        let start = DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let first = crate::engine::plan(&world(&manifests), start);
+        manifests.record_lockdown_activations(&first, start);
+        let later = start + chrono::Duration::minutes(61);
+        let next = crate::engine::plan(&world(&manifests), later);
+        manifests.record_lockdown_activations(&next, later);
+        let findings = &next.lockdowns[&ObjectKey::new("sec", "ld")];
+        assert!(
+            !findings.active,
+            "an hour after activation the lockdown has ended"
+        );
+        assert_eq!(
+            findings.expires_at,
+            Some(start + chrono::Duration::hours(1))
+        );
     }
 
     #[test]
