@@ -7,6 +7,13 @@
 //! company, and the recovery — printing what each sync changed. Every sync is the real one
 //! ([`sync_once`]: observe, plan, apply, observe and plan again); only the world around it is
 //! simulated. The clock is fixed ([`demo_clock`]) so the story is the same on every day.
+//!
+//! Notifications go through the operator's own [`Outbox`] to in-process recording simulators of
+//! Slack, Jira and PagerDuty ([`NotificationSims`]): each chapter's message is built from what its
+//! sync actually did, queued without waiting, and the outbox is drained before the summary. A
+//! notification that cannot be queued or delivered is reported, never a reason for a sync to
+//! fail. Jira loses the answer to the first ticket it opens, so the narration shows the outbox
+//! finding that ticket on its retry instead of opening a second one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -15,23 +22,36 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use futures::future::BoxFuture;
+use tokio::sync::broadcast;
 
 use crate::config::{ConfigError, OperatorConfig};
-use crate::crd::ChangeAction;
-use crate::engine::{Cause, Operation, OperationOutcome, Plan, Withheld};
+use crate::crd::{AccessPolicySpec, ChangeAction, TargetKind, annotations};
+use crate::engine::{Cause, ObjectKey, Operation, OperationOutcome, Plan, Withheld};
 use crate::hris::{
     BambooHrSource, Employee, EmploymentStatus, FileConfig, FileFormat, FileSource, HrSource,
     HrisError, HttpConfig, InvalidRowPolicy, Secret,
 };
 use crate::manifests::{ManifestError, Manifests};
+use crate::notify::{
+    AccessChange, AccessTarget, AttributeChange, ChannelConfig, ChannelKind, ChannelRegistry,
+    DeliveryOutcome, DeliveryReport, Event, JiraConfig, KubeSecretSource, NoopMetrics,
+    Notification, NotifyConfig, NotifyError, ObjectRef, Outbox, OutboxConfig, PagerDutyConfig,
+    Person, Receipt, RetryConfig as NotifyRetryConfig, SecretKeySelector, SecretRef,
+    SlackApiConfig, TicketAction,
+};
 use crate::opal::{ApiToken, Client, ClientConfig, OpalError, RateLimitConfig, RetryConfig};
 use crate::sim::hris::bamboohr::{BambooHrSim, BambooHrSimConfig};
 use crate::sim::hris::{FaultRates, Roster};
+use crate::sim::notify::Fault;
+use crate::sim::notify::jira::{JiraSim, JiraSimConfig};
+use crate::sim::notify::pagerduty::{PagerDutySim, PagerDutySimConfig};
+use crate::sim::notify::slack::{SlackSim, SlackSimConfig};
 use crate::sim::opal::{
     AccessLevel, FixtureUser, GrantSnapshot, GrantTarget, OrgFixture, RunningOpalSim, SimConfig,
     SimError, SimState,
 };
-use crate::standalone::{Sources, StandaloneError, SyncOutcome, sync_once};
+use crate::standalone::{SAFETY_DEFAULTS_POLICY, Sources, StandaloneError, SyncOutcome, sync_once};
 
 /// The folder holding the sample org, relative to the repository root.
 pub const DEFAULT_SAMPLE_ORG_DIR: &str = "examples/demo";
@@ -86,9 +106,36 @@ mod target {
     pub const LEGACY_JENKINS: &str = "Legacy Jenkins";
 }
 
+/// The demo's notification channels (names as the operator config would give them) and what
+/// they point at.
+pub mod channels {
+    /// Slack Web API channel posting to [`SLACK_CONVERSATION`].
+    pub const SLACK: &str = "security-slack";
+    pub const SLACK_CONVERSATION: &str = "#security";
+    /// Jira Cloud channel opening tickets in [`JIRA_PROJECT`].
+    pub const JIRA: &str = "ops-jira";
+    pub const JIRA_PROJECT: &str = "OPS";
+    /// PagerDuty Events v2 channel.
+    pub const PAGERDUTY: &str = "incident-pager";
+}
+
+/// Credentials the notification simulators accept; the channels read them from an in-memory
+/// Secret, so the demo needs no environment variables or files.
+mod credentials {
+    pub const SECRET: &str = "demo-notify";
+    pub const SLACK_TOKEN: &str = "xoxb-demo-slack-bot-token";
+    pub const JIRA_EMAIL: &str = "opal-operator@acme.example";
+    pub const JIRA_TOKEN: &str = "demo-jira-api-token";
+    /// PagerDuty integration keys are 32 characters.
+    pub const PAGERDUTY_ROUTING_KEY: &str = "R0DEMOROUTINGKEY0000000000000000";
+}
+
 /// Share of employees the HR glitch marks terminated: everyone whose ID is not a multiple of
 /// this.
 const GLITCH_KEEPS_EVERY: u64 = 5;
+
+/// How long the outbox may take to deliver what is still queued once the story ends.
+const NOTIFY_GRACE: Duration = Duration::from_secs(10);
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -125,6 +172,10 @@ pub enum DemoError {
     OpalSim(#[from] SimError),
     #[error("starting the BambooHR simulator: {0}")]
     HrSim(#[source] std::io::Error),
+    #[error("starting the notification simulators: {0}")]
+    NotifySim(#[source] std::io::Error),
+    #[error("setting up the notification channels: {0}")]
+    NotifyChannels(#[source] NotifyError),
     #[error("building the BambooHR client: {0}")]
     HrClient(#[source] Box<HrisError>),
     #[error("building the Opal client: {0}")]
@@ -149,6 +200,8 @@ impl DemoError {
             DemoError::Manifests(_) => "manifests",
             DemoError::OpalSim(_) => "opal_sim",
             DemoError::HrSim(_) => "hr_sim",
+            DemoError::NotifySim(_) => "notify_sim",
+            DemoError::NotifyChannels(_) => "notify_channels",
             DemoError::HrClient(_) => "hr_client",
             DemoError::OpalClient(_) => "opal_client",
             DemoError::Sync { .. } => "sync",
@@ -283,7 +336,49 @@ pub struct DemoSummary {
     pub steps: Vec<StepReport>,
     /// Every Opal user's direct grants at the end, by lower-case email.
     pub final_access: BTreeMap<String, Vec<HeldGrant>>,
+    pub notifications: NotificationSummary,
     pub elapsed: Duration,
+}
+
+/// A notification the outbox delivered.
+#[derive(Clone, Debug)]
+pub struct DeliveredNotification {
+    /// The chapter whose sync the message reports.
+    pub step: Step,
+    /// The channel's configured name.
+    pub channel: String,
+    pub kind: ChannelKind,
+    /// The event type (`offboarded`, `lockdownActivated`, …).
+    pub event: &'static str,
+    pub title: String,
+    /// Attempts the delivery took, the first included.
+    pub attempts: u32,
+    pub receipt: Receipt,
+}
+
+/// What became of the notifications; every message counts once per channel.
+#[derive(Clone, Debug, Default)]
+pub struct NotificationSummary {
+    /// Messages the outbox accepted.
+    pub queued: usize,
+    /// Messages the outbox refused at once (unknown channel, full queue), with the reason.
+    pub refused: Vec<String>,
+    /// In step order, then by kind of channel.
+    pub delivered: Vec<DeliveredNotification>,
+    /// Messages given up on, as `<channel> <event>: <reason>`.
+    pub failed: Vec<String>,
+    /// Messages still queued when the grace period ended.
+    pub undelivered: usize,
+}
+
+impl NotificationSummary {
+    /// Messages delivered to `channel`.
+    pub fn delivered_to(&self, channel: &str) -> usize {
+        self.delivered
+            .iter()
+            .filter(|note| note.channel == channel)
+            .count()
+    }
 }
 
 impl DemoSummary {
@@ -299,22 +394,34 @@ impl DemoSummary {
     }
 }
 
-/// Runs the demo; see the module documentation.
+/// Runs the demo with its own notification simulators; see the module documentation.
 pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
+    let sims = NotificationSims::start().await?;
+    run_with(options, &sims).await
+}
+
+/// Runs the demo, notifying through `sims`, which keep what they received for inspection.
+/// Jira is told to lose the answer to the next ticket it opens.
+pub async fn run_with(
+    options: DemoOptions,
+    sims: &NotificationSims,
+) -> Result<DemoSummary, DemoError> {
     let started = Instant::now();
     let mut out = Narrator::new(options.quiet);
     let dir = &options.sample_org_dir;
     let world = DemoWorld::start(dir).await?;
+    let notifier = Notifier::start(sims).await?;
     let mut demo = Demo {
         world,
+        notifier,
         out: &mut out,
         last_good: None,
         now: demo_clock(),
         reports: Vec::new(),
     };
     demo.introduce()?;
-    let first_plan = demo.sync(Step::InitialSync).await?;
-    demo.narrate_initial(&first_plan)?;
+    let first = demo.sync(Step::InitialSync).await?;
+    demo.narrate_initial(&first.plan)?;
     demo.new_hire().await?;
     demo.role_change().await?;
     demo.termination().await?;
@@ -323,20 +430,258 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     demo.hr_outage().await?;
     demo.hr_glitch_and_recovery().await?;
     let final_access = demo.world.final_access();
+    let notifications = demo.notifier.finish(NOTIFY_GRACE).await;
     let summary = DemoSummary {
         employees: demo.world.initial_employees,
         opal_users: demo.world.fixture.users.len(),
         groups: demo.world.fixture.groups.len(),
         resources: demo.world.fixture.resources.len(),
         unmatched_employees: demo.world.unmatched.clone(),
-        mapping_problems: mapping_problems(&first_plan),
+        mapping_problems: mapping_problems(&first.plan),
         steps: std::mem::take(&mut demo.reports),
         final_access,
+        notifications,
         elapsed: started.elapsed(),
     };
+    demo.out.notifications(&summary.notifications)?;
     demo.out.summary(&summary)?;
     demo.world.opal.shutdown().await;
     Ok(summary)
+}
+
+/// Recording simulators of Slack, Jira and PagerDuty, set up with the credentials, channel and
+/// project the demo's notification channels use.
+#[derive(Debug)]
+pub struct NotificationSims {
+    slack: SlackSim,
+    jira: JiraSim,
+    pagerduty: PagerDutySim,
+}
+
+impl NotificationSims {
+    pub async fn start() -> Result<Self, DemoError> {
+        let slack = SlackSim::start(SlackSimConfig {
+            bot_token: credentials::SLACK_TOKEN.to_owned(),
+            channels: vec![channels::SLACK_CONVERSATION.to_owned()],
+            ..SlackSimConfig::default()
+        })
+        .await
+        .map_err(DemoError::NotifySim)?;
+        let jira = JiraSim::start(JiraSimConfig {
+            email: credentials::JIRA_EMAIL.to_owned(),
+            api_token: credentials::JIRA_TOKEN.to_owned(),
+            projects: vec![channels::JIRA_PROJECT.to_owned()],
+            service_desks: Vec::new(),
+            ..JiraSimConfig::default()
+        })
+        .await
+        .map_err(DemoError::NotifySim)?;
+        let pagerduty = PagerDutySim::start(PagerDutySimConfig {
+            routing_keys: vec![credentials::PAGERDUTY_ROUTING_KEY.to_owned()],
+        })
+        .await
+        .map_err(DemoError::NotifySim)?;
+        Ok(Self {
+            slack,
+            jira,
+            pagerduty,
+        })
+    }
+
+    pub fn slack(&self) -> &SlackSim {
+        &self.slack
+    }
+
+    pub fn jira(&self) -> &JiraSim {
+        &self.jira
+    }
+
+    pub fn pagerduty(&self) -> &PagerDutySim {
+        &self.pagerduty
+    }
+
+    /// The operator config's `notify` section for the three channels.
+    fn config(&self) -> NotifyConfig {
+        let secret = |key: &str| {
+            SecretRef::SecretKeyRef(SecretKeySelector {
+                name: credentials::SECRET.to_owned(),
+                key: key.to_owned(),
+            })
+        };
+        let channels = BTreeMap::from([
+            (
+                channels::SLACK.to_owned(),
+                ChannelConfig::Slack(SlackApiConfig {
+                    api_url: self.slack.api_url(),
+                    token: secret("slack-token"),
+                    channel: Some(channels::SLACK_CONVERSATION.to_owned()),
+                    direct_messages: false,
+                }),
+            ),
+            (
+                channels::JIRA.to_owned(),
+                ChannelConfig::Jira(JiraConfig {
+                    url: self.jira.site_url(),
+                    email: credentials::JIRA_EMAIL.to_owned(),
+                    api_token: secret("jira-api-token"),
+                    project_key: channels::JIRA_PROJECT.to_owned(),
+                    issue_type: "Task".to_owned(),
+                    labels: Vec::new(),
+                    resolve_transition: None,
+                }),
+            ),
+            (
+                channels::PAGERDUTY.to_owned(),
+                ChannelConfig::PagerDuty(PagerDutyConfig {
+                    events_url: self.pagerduty.events_url(),
+                    routing_key: secret("pagerduty-routing-key"),
+                    source: "opal-operator".to_owned(),
+                    component: Some("access".to_owned()),
+                    group: None,
+                }),
+            ),
+        ]);
+        NotifyConfig {
+            channels,
+            // Quick retries keep the story short; the simulators answer in microseconds.
+            outbox: OutboxConfig {
+                queue_capacity: 100,
+                request_timeout_ms: 5_000,
+                connect_timeout_ms: 1_000,
+                retry: NotifyRetryConfig {
+                    max_attempts: 5,
+                    initial_backoff_ms: 50,
+                    max_backoff_ms: 500,
+                    max_total_delay_ms: 5_000,
+                },
+            },
+        }
+    }
+}
+
+/// The channels' credentials, served as keys of one in-memory Secret.
+struct DemoSecrets;
+
+impl KubeSecretSource for DemoSecrets {
+    fn read<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<String, String>> {
+        let value = match (name, key) {
+            (credentials::SECRET, "slack-token") => Some(credentials::SLACK_TOKEN),
+            (credentials::SECRET, "jira-api-token") => Some(credentials::JIRA_TOKEN),
+            (credentials::SECRET, "pagerduty-routing-key") => {
+                Some(credentials::PAGERDUTY_ROUTING_KEY)
+            }
+            _ => None,
+        };
+        Box::pin(async move {
+            value
+                .map(str::to_owned)
+                .ok_or_else(|| format!("Secret {name} has no key {key}"))
+        })
+    }
+}
+
+/// A message handed to the outbox, remembered to narrate its delivery.
+struct Queued {
+    step: Step,
+    title: String,
+}
+
+/// The outbox and what was queued on it.
+struct Notifier {
+    outbox: Outbox,
+    reports: broadcast::Receiver<DeliveryReport>,
+    /// By idempotency key (one message may go to several channels under one key).
+    queued: BTreeMap<String, Queued>,
+    summary: NotificationSummary,
+}
+
+impl Notifier {
+    async fn start(sims: &NotificationSims) -> Result<Self, DemoError> {
+        let registry = ChannelRegistry::from_config(&sims.config(), &DemoSecrets)
+            .await
+            .map_err(DemoError::NotifyChannels)?;
+        // The first ticket is created but its answer is lost, as after a timeout.
+        sims.jira.inject(
+            Fault::status(503)
+                .on("POST", "/rest/api/3/issue")
+                .after_effect(),
+        );
+        let outbox = Outbox::start(&registry, std::sync::Arc::new(NoopMetrics));
+        let reports = outbox.subscribe();
+        Ok(Self {
+            outbox,
+            reports,
+            queued: BTreeMap::new(),
+            summary: NotificationSummary::default(),
+        })
+    }
+
+    /// Queues `notification` for each of `channels` without waiting; returns the channels that
+    /// took it. Refusals are recorded, never raised.
+    fn send(&mut self, step: Step, channels: &[&str], notification: Notification) -> Vec<String> {
+        let mut accepted = Vec::new();
+        for channel in channels {
+            match self.outbox.enqueue(channel, notification.clone()) {
+                Ok(()) => {
+                    self.summary.queued += 1;
+                    accepted.push((*channel).to_owned());
+                }
+                Err(error) => self.summary.refused.push(error.to_string()),
+            }
+        }
+        self.queued.insert(
+            notification.idempotency_key().to_owned(),
+            Queued {
+                step,
+                title: notification.title(),
+            },
+        );
+        accepted
+    }
+
+    /// Lets the outbox deliver what is queued (for up to `grace`), then tallies every report.
+    async fn finish(self, grace: Duration) -> NotificationSummary {
+        let Self {
+            outbox,
+            mut reports,
+            queued,
+            mut summary,
+        } = self;
+        // What shutdown reports as pending can be off when a message is delivered before
+        // its enqueue is counted, so the undelivered are the accepted ones without a report.
+        outbox.shutdown(grace).await;
+        loop {
+            let report = match reports.try_recv() {
+                Ok(report) => report,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            };
+            let Some(message) = queued.get(&report.idempotency_key) else {
+                continue;
+            };
+            match report.outcome {
+                DeliveryOutcome::Delivered(receipt) => {
+                    summary.delivered.push(DeliveredNotification {
+                        step: message.step,
+                        channel: report.channel,
+                        kind: report.kind,
+                        event: report.event,
+                        title: message.title.clone(),
+                        attempts: report.attempts,
+                        receipt,
+                    });
+                }
+                DeliveryOutcome::Failed(error) => summary
+                    .failed
+                    .push(format!("{} {}: {error}", report.channel, report.event)),
+            }
+        }
+        summary.delivered.sort_by_key(|note| (note.step, note.kind));
+        summary.undelivered = summary
+            .queued
+            .saturating_sub(summary.delivered.len() + summary.failed.len());
+        summary
+    }
 }
 
 /// The simulators, the client side built on them, and the rules.
@@ -469,13 +814,16 @@ impl DemoWorld {
             .ok_or_else(|| DemoError::SampleOrg(format!("no Opal resource {name}")))
     }
 
-    fn employee_id(&self, email: &str) -> Result<String, DemoError> {
+    fn employee(&self, email: &str) -> Result<Employee, DemoError> {
         self.roster()
             .employees()
             .into_iter()
             .find(|e| e.email.eq_ignore_ascii_case(email))
-            .map(|e| e.id)
             .ok_or_else(|| DemoError::SampleOrg(format!("no employee {email}")))
+    }
+
+    fn employee_id(&self, email: &str) -> Result<String, DemoError> {
+        self.employee(email).map(|e| e.id)
     }
 
     /// The direct grant `email` holds on the target labelled `group/<name>` or
@@ -554,6 +902,7 @@ fn is_working(employee: &Employee, today: NaiveDate) -> bool {
 /// The story's state between chapters.
 struct Demo<'o> {
     world: DemoWorld,
+    notifier: Notifier,
     out: &'o mut Narrator,
     /// Employee count of the last snapshot that passed the flood gate.
     last_good: Option<usize>,
@@ -604,8 +953,8 @@ impl Demo<'_> {
         )
     }
 
-    /// One sync with progress, its report recorded and narrated; returns the first plan.
-    async fn sync(&mut self, step: Step) -> Result<Plan, DemoError> {
+    /// One sync with progress, its report recorded and narrated.
+    async fn sync(&mut self, step: Step) -> Result<SyncOutcome, DemoError> {
         self.world.opal.reset_counters();
         self.world.hr.reset_counts();
         let started = Instant::now();
@@ -664,7 +1013,90 @@ impl Demo<'_> {
         };
         self.out.outcome(&report, &outcome)?;
         self.reports.push(report);
-        Ok(outcome.plan)
+        Ok(outcome)
+    }
+
+    /// Queues `notification` for `channels` and says so; a refusal is narrated, not raised.
+    fn notify(
+        &mut self,
+        step: Step,
+        channels: &[&str],
+        notification: Notification,
+    ) -> Result<(), DemoError> {
+        let title = notification.title();
+        let accepted = self.notifier.send(step, channels, notification);
+        if accepted.len() < channels.len() {
+            self.out.note(
+                "notify",
+                format!(
+                    "{} of {} channel(s) refused the message; the sync is not affected",
+                    channels.len() - accepted.len(),
+                    channels.len()
+                ),
+            )?;
+        }
+        if accepted.is_empty() {
+            return Ok(());
+        }
+        self.out.note(
+            "notify",
+            format!("queued for {}: {title}", accepted.join(", ")),
+        )
+    }
+
+    /// The person behind `email`, with their name and IDs as HR and Opal know them.
+    fn person(&self, email: &str) -> Person {
+        let employee = self
+            .world
+            .roster()
+            .employees()
+            .into_iter()
+            .find(|e| e.email.eq_ignore_ascii_case(email));
+        let mut person = Person::new(email);
+        if let Some(employee) = employee {
+            person = person.named(format!("{} {}", employee.first_name, employee.last_name));
+            person.hris_id = Some(employee.id);
+        }
+        person.opal_user_id = self.world.state().user_by_email(email).map(|u| u.user_id);
+        person
+    }
+
+    /// The AccessPolicy of the operator namespace that `sets` applies to; else the config's
+    /// safety defaults, which the planner treats as one more such policy.
+    fn operator_policy(&self, sets: impl Fn(&AccessPolicySpec) -> bool) -> ObjectRef {
+        let namespace = &self.world.sources.operator_namespace;
+        let key = self
+            .world
+            .manifests
+            .policy_inputs()
+            .into_iter()
+            .find(|policy| policy.key.namespace == *namespace && sets(&policy.spec))
+            .map_or_else(
+                || ObjectKey::new(namespace, SAFETY_DEFAULTS_POLICY),
+                |policy| policy.key,
+            );
+        object_ref("AccessPolicy", &key)
+    }
+
+    /// Revocations of grants nobody desires, reported as one message to Slack.
+    fn notify_unwanted(&mut self, step: Step, outcome: &SyncOutcome) -> Result<(), DemoError> {
+        let revocations: Vec<AccessChange> = applied(outcome)
+            .filter(|op| op.action == ChangeAction::Revoke && op.cause == Cause::Unwanted)
+            .map(|op| AccessChange::new(self.person(&op.user_email), access_target(op)))
+            .collect();
+        if revocations.is_empty() {
+            return Ok(());
+        }
+        let rule = self.operator_policy(|spec| !spec.tenancy.is_empty());
+        let notification = Notification::new(
+            Event::AccessRevoked {
+                rule,
+                reason: "held on a governed target without a RoleMapping granting it".to_owned(),
+                revocations,
+            },
+            self.now,
+        );
+        self.notify(step, &[channels::SLACK], notification)
     }
 
     fn narrate_initial(&mut self, plan: &Plan) -> Result<(), DemoError> {
@@ -784,7 +1216,22 @@ impl Demo<'_> {
             hr_idp_status: Some("ACTIVE".to_owned()),
             ..FixtureUser::default()
         })?;
-        self.sync(step).await.map(drop)
+        let outcome = self.sync(step).await?;
+        let grants: Vec<&Operation> = applied(&outcome)
+            .filter(|op| op.action == ChangeAction::Grant && is_user(op, cast::NEW_HIRE))
+            .collect();
+        let Some(rule) = main_mapping(&grants) else {
+            return Ok(());
+        };
+        let notification = Notification::new(
+            Event::Onboarded {
+                person: self.person(cast::NEW_HIRE),
+                rule: object_ref("RoleMapping", &rule),
+                grants: grants.iter().map(|op| access_target(op)).collect(),
+            },
+            self.now,
+        );
+        self.notify(step, &[channels::SLACK], notification)
     }
 
     async fn role_change(&mut self) -> Result<(), DemoError> {
@@ -795,13 +1242,31 @@ impl Demo<'_> {
              engineering and on-call access come, support access goes.",
             cast::ROLE_CHANGE
         ))?;
-        let id = self.world.employee_id(cast::ROLE_CHANGE)?;
-        self.world.roster().update(&id, |employee| {
+        let before = self.world.employee(cast::ROLE_CHANGE)?;
+        self.world.roster().update(&before.id, |employee| {
             employee.department = Some("Engineering".to_owned());
             employee.title = Some("Site Reliability Engineer".to_owned());
             employee.cost_center = Some("CC-100".to_owned());
         });
-        self.sync(step).await.map(drop)
+        let after = self.world.employee(cast::ROLE_CHANGE)?;
+        let outcome = self.sync(step).await?;
+        let (grants, revocations): (Vec<&Operation>, Vec<&Operation>) = applied(&outcome)
+            .filter(|op| is_user(op, cast::ROLE_CHANGE))
+            .partition(|op| op.action == ChangeAction::Grant);
+        let Some(rule) = main_mapping(&grants) else {
+            return Ok(());
+        };
+        let notification = Notification::new(
+            Event::RoleChanged {
+                person: self.person(cast::ROLE_CHANGE),
+                rule: object_ref("RoleMapping", &rule),
+                changes: attribute_changes(&before, &after),
+                granted: grants.iter().map(|op| access_target(op)).collect(),
+                revoked: revocations.iter().map(|op| access_target(op)).collect(),
+            },
+            self.now,
+        );
+        self.notify(step, &[channels::SLACK], notification)
     }
 
     async fn termination(&mut self) -> Result<(), DemoError> {
@@ -812,9 +1277,36 @@ impl Demo<'_> {
              every grant goes, governed or legacy.",
             cast::LEAVER
         ))?;
+        self.out.text(
+            "The offboarding goes to Slack and is recorded in a Jira ticket. Jira will lose its \
+             answer to the ticket's creation: the outbox's retry must find that ticket, not open \
+             a second one.",
+        )?;
         let id = self.world.employee_id(cast::LEAVER)?;
-        self.world.roster().terminate(&id, self.now.date_naive());
-        self.sync(step).await.map(drop)
+        let today = self.now.date_naive();
+        self.world.roster().terminate(&id, today);
+        let outcome = self.sync(step).await?;
+        let revoked: Vec<AccessTarget> = applied(&outcome)
+            .filter(|op| {
+                op.action == ChangeAction::Revoke
+                    && op.cause == Cause::Offboarding
+                    && is_user(op, cast::LEAVER)
+            })
+            .map(access_target)
+            .collect();
+        if revoked.is_empty() {
+            return Ok(());
+        }
+        let notification = Notification::new(
+            Event::Offboarded {
+                person: self.person(cast::LEAVER),
+                policy: self.operator_policy(|spec| spec.offboarding.is_some()),
+                termination_date: Some(today),
+                revoked,
+            },
+            self.now,
+        );
+        self.notify(step, &[channels::SLACK, channels::JIRA], notification)
     }
 
     async fn opal_drift(&mut self) -> Result<(), DemoError> {
@@ -876,7 +1368,8 @@ impl Demo<'_> {
         ] {
             self.out.note("opal", line)?;
         }
-        self.sync(step).await?;
+        let outcome = self.sync(step).await?;
+        self.notify_unwanted(step, &outcome)?;
         let world = &self.world;
         let jit_kept = world
             .holding(cast::JIT_PROD_ADMIN, &resource(target::AWS_PRODUCTION))
@@ -923,7 +1416,39 @@ spec:
         }
         let incident = Manifests::from_yaml_str("lockdown inc-4711", &lockdown)?;
         self.world.manifests.lockdowns.extend(incident.lockdowns);
-        self.sync(step).await?;
+        let outcome = self.sync(step).await?;
+        for (key, revoked) in self.lockdown_revocations(&outcome) {
+            let Some(spec) = self
+                .world
+                .manifests
+                .lockdown_inputs()
+                .into_iter()
+                .find(|input| input.key == key)
+                .map(|input| input.spec)
+            else {
+                continue;
+            };
+            let notification = Notification::new(
+                Event::LockdownActivated {
+                    lockdown: object_ref("Lockdown", &key),
+                    subjects: spec
+                        .subjects
+                        .iter()
+                        .filter_map(|subject| subject.email.clone())
+                        .collect(),
+                    reason: spec.reason,
+                    incident: spec.incident,
+                    revoked,
+                    expires_at: outcome
+                        .plan
+                        .lockdowns
+                        .get(&key)
+                        .and_then(|findings| findings.expires_at),
+                },
+                self.now,
+            );
+            self.notify(step, &[channels::SLACK, channels::PAGERDUTY], notification)?;
+        }
 
         let step = Step::LockdownHolds;
         self.out.heading(step)?;
@@ -938,7 +1463,39 @@ spec:
             AccessLevel::new("", ""),
             None,
         )?;
-        self.sync(step).await.map(drop)
+        let outcome = self.sync(step).await?;
+        for (key, revocations) in self.lockdown_revocations(&outcome) {
+            let notification = Notification::new(
+                Event::AccessRevoked {
+                    rule: object_ref("Lockdown", &key),
+                    reason: "granted again while the lockdown is in force".to_owned(),
+                    revocations,
+                },
+                self.now,
+            );
+            self.notify(step, &[channels::SLACK], notification)?;
+        }
+        Ok(())
+    }
+
+    /// Revocations a Lockdown caused in this sync, by Lockdown.
+    fn lockdown_revocations(
+        &self,
+        outcome: &SyncOutcome,
+    ) -> BTreeMap<ObjectKey, Vec<AccessChange>> {
+        let mut by_lockdown: BTreeMap<ObjectKey, Vec<AccessChange>> = BTreeMap::new();
+        for op in applied(outcome).filter(|op| op.action == ChangeAction::Revoke) {
+            if let Cause::Lockdown(key) = &op.cause {
+                by_lockdown
+                    .entry(key.clone())
+                    .or_default()
+                    .push(AccessChange::new(
+                        self.person(&op.user_email),
+                        access_target(op),
+                    ));
+            }
+        }
+        by_lockdown
     }
 
     async fn hr_outage(&mut self) -> Result<(), DemoError> {
@@ -1002,7 +1559,21 @@ spec:
              today. Offboarding would revoke most of the company.",
             before.len()
         ))?;
-        self.sync(step).await?;
+        let outcome = self.sync(step).await?;
+        let breaker = &outcome.plan.breaker;
+        if breaker.tripped {
+            let notification = Notification::new(
+                Event::BreakerTripped {
+                    policy: self.operator_policy(|spec| spec.safety.is_some()),
+                    plan_hash: outcome.plan.revocation_hash.clone(),
+                    planned_revocations: u64::try_from(breaker.revocations).unwrap_or(u64::MAX),
+                    limit: breaker.reason.clone(),
+                    approval_annotation: annotations::APPROVE_PLAN.to_owned(),
+                },
+                self.now,
+            );
+            self.notify(step, &[channels::SLACK], notification)?;
+        }
 
         let step = Step::HrRecovers;
         self.out.heading(step)?;
@@ -1013,8 +1584,77 @@ spec:
         for employee in before {
             roster.hire(employee);
         }
-        self.sync(step).await.map(drop)
+        let outcome = self.sync(step).await?;
+        self.notify_unwanted(step, &outcome)
     }
+}
+
+/// The operations a sync applied.
+fn applied(outcome: &SyncOutcome) -> impl Iterator<Item = &Operation> {
+    outcome
+        .execution
+        .outcomes
+        .iter()
+        .filter(|(_, result)| *result == OperationOutcome::Applied)
+        .map(|(op, _)| op)
+}
+
+fn is_user(op: &Operation, email: &str) -> bool {
+    op.user_email.eq_ignore_ascii_case(email)
+}
+
+fn object_ref(kind: &str, key: &ObjectKey) -> ObjectRef {
+    ObjectRef::new(kind, &key.namespace, &key.name)
+}
+
+fn access_target(op: &Operation) -> AccessTarget {
+    let mut target = match op.kind {
+        TargetKind::Group => AccessTarget::group(&op.target_name),
+        TargetKind::Resource => AccessTarget::resource(&op.target_name),
+    };
+    target.id = Some(op.target_id.clone());
+    if !op.access_level_remote_id.is_empty() {
+        target = target.with_level(&op.access_level_remote_id);
+    }
+    target
+}
+
+/// The RoleMapping behind most of `grants` (the first of equals), if any.
+fn main_mapping(grants: &[&Operation]) -> Option<ObjectKey> {
+    let mut counts: Vec<(&ObjectKey, usize)> = Vec::new();
+    for op in grants {
+        if let Cause::Mapping(key) = &op.cause {
+            match counts.iter_mut().find(|(known, _)| *known == key) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((key, 1)),
+            }
+        }
+    }
+    let most = counts.iter().map(|(_, count)| *count).max()?;
+    counts
+        .into_iter()
+        .find(|(_, count)| *count == most)
+        .map(|(key, _)| key.clone())
+}
+
+/// The HR attributes that differ between two versions of a record.
+fn attribute_changes(before: &Employee, after: &Employee) -> Vec<AttributeChange> {
+    let shown = |value: &Option<String>| value.clone().unwrap_or_else(|| "(none)".to_owned());
+    [
+        ("department", &before.department, &after.department),
+        ("title", &before.title, &after.title),
+        ("location", &before.location, &after.location),
+        ("costCenter", &before.cost_center, &after.cost_center),
+        ("managerEmail", &before.manager_email, &after.manager_email),
+    ]
+    .into_iter()
+    .filter(|(_, from, to)| from != to)
+    .map(|(attribute, from, to)| AttributeChange {
+        attribute: attribute.to_owned(),
+        from: shown(from),
+        to: shown(to),
+    })
+    .collect()
 }
 
 fn group(name: &str) -> String {
@@ -1042,13 +1682,7 @@ fn mapping_problems(plan: &Plan) -> Vec<String> {
 }
 
 fn applied_changes(outcome: &SyncOutcome) -> Vec<Change> {
-    outcome
-        .execution
-        .outcomes
-        .iter()
-        .filter(|(_, result)| *result == OperationOutcome::Applied)
-        .map(|(op, _)| change_of(op))
-        .collect()
+    applied(outcome).map(change_of).collect()
 }
 
 fn change_of(op: &Operation) -> Change {
@@ -1268,6 +1902,34 @@ impl Narrator {
         Ok(())
     }
 
+    fn notifications(&mut self, notes: &NotificationSummary) -> Result<(), DemoError> {
+        self.line("")?;
+        self.line(format!(
+            "Notifications (outbox drained): {} of {} delivered",
+            notes.delivered.len(),
+            notes.queued
+        ))?;
+        for note in &notes.delivered {
+            self.note("notify", delivery_line(note))?;
+        }
+        for failure in &notes.failed {
+            self.note("failed", failure)?;
+        }
+        for refusal in &notes.refused {
+            self.note("refused", refusal)?;
+        }
+        if notes.undelivered > 0 {
+            self.note(
+                "notify",
+                format!(
+                    "{} message(s) still queued when the grace period ended",
+                    notes.undelivered
+                ),
+            )?;
+        }
+        Ok(())
+    }
+
     fn summary(&mut self, summary: &DemoSummary) -> Result<(), DemoError> {
         self.line("")?;
         self.line("Summary")?;
@@ -1302,6 +1964,15 @@ impl Narrator {
             revocations,
             summary.elapsed.as_secs_f64()
         ))?;
+        let notes = &summary.notifications;
+        self.line(format!(
+            "  {} notifications queued: {} delivered, {} failed, {} refused, {} left queued",
+            notes.queued,
+            notes.delivered.len(),
+            notes.failed.len(),
+            notes.refused.len(),
+            notes.undelivered
+        ))?;
         self.line(format!(
             "  {} now holds: {}",
             cast::LOCKED,
@@ -1313,6 +1984,37 @@ impl Narrator {
             access_words(summary.access_of(cast::LEAVER))
         ))
     }
+}
+
+/// One delivered message as people read it: where it went, what it did there, and its title.
+fn delivery_line(note: &DeliveredNotification) -> String {
+    let place = match &note.receipt {
+        Receipt::Posted { .. } => format!("{} {}", note.kind, channels::SLACK_CONVERSATION),
+        Receipt::Ticket {
+            key,
+            created,
+            action,
+        } => {
+            let found = match (*created, note.attempts) {
+                (true, _) => "opened",
+                (false, 1) => "already open (found by its label)",
+                (false, _) => "found by its label on the retry, not opened twice,",
+            };
+            let closed = match action {
+                TicketAction::Record | TicketAction::Resolve => " and closed",
+                TicketAction::Open | TicketAction::Update => "",
+            };
+            format!("{} {key} {found}{closed}", note.kind)
+        }
+        Receipt::Paged { dedup_key } => format!("{} paged (dedup_key {dedup_key})", note.kind),
+        other => format!("{} {other:?}", note.kind),
+    };
+    let attempts = if note.attempts > 1 {
+        format!(" ({} attempts)", note.attempts)
+    } else {
+        String::new()
+    };
+    format!("{place}: {}{attempts}", note.title)
 }
 
 fn access_words(grants: &[HeldGrant]) -> String {

@@ -5,6 +5,10 @@
 //! The expected numbers come from how the sample org in `examples/demo` was seeded (its
 //! README lists the drift) and from the manifests' rules, not from the engine.
 //!
+//! The notifications are checked from what the Slack, Jira and PagerDuty simulators recorded:
+//! which messages arrived where, with which evidence, and that the one Jira ticket was opened
+//! exactly once although Jira lost the answer to its creation.
+//!
 //! A second test checks that `examples/demo/config.yaml` works for `plan`: its file HR source
 //! reads `employees.csv`, and the first plan against the sample org's Opal fixture is the one
 //! the demo's first sync applies.
@@ -14,13 +18,19 @@ use std::path::PathBuf;
 
 use opal_operator::config::OperatorConfig;
 use opal_operator::crd::ChangeAction;
-use opal_operator::demo::{self, Change, DemoOptions, DemoSummary, HeldGrant, Step, cast};
+use opal_operator::demo::{
+    self, Change, DemoOptions, DemoSummary, HeldGrant, NotificationSims, Step, cast, channels,
+};
 use opal_operator::engine::{Withheld, plan};
 use opal_operator::hris::HrSource;
 use opal_operator::manifests::Manifests;
+use opal_operator::notify::{ChannelKind, Receipt, Thread, TicketAction};
 use opal_operator::opal::{ApiToken, Client, ClientConfig};
+use opal_operator::sim::notify::InjectedFault;
+use opal_operator::sim::notify::pagerduty::AlertStatus;
 use opal_operator::sim::opal::{OrgFixture, RunningOpalSim, SimConfig};
 use opal_operator::standalone::{Sources, observe_world};
+use serde_json::Value;
 
 const PROD_READ: &str = "arn:aws:iam::111122223333:role/ReadOnly";
 const PROD_ADMIN: &str = "arn:aws:iam::111122223333:role/AdministratorAccess";
@@ -84,10 +94,16 @@ fn report(summary: &DemoSummary, step: Step) -> &demo::StepReport {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_tells_its_story_and_ends_in_the_desired_state() {
-    let summary = demo::run(DemoOptions {
-        sample_org_dir: sample_org(),
-        quiet: true,
-    })
+    let sims = NotificationSims::start()
+        .await
+        .unwrap_or_else(|error| panic!("notification simulators: {error}"));
+    let summary = demo::run_with(
+        DemoOptions {
+            sample_org_dir: sample_org(),
+            quiet: true,
+        },
+        &sims,
+    )
     .await
     .unwrap_or_else(|error| panic!("the demo failed ({}): {error}", error.label()));
 
@@ -171,6 +187,7 @@ async fn the_demo_tells_its_story_and_ends_in_the_desired_state() {
     lockdown(&summary);
     hr_outage_and_glitch(&summary);
     untouched_access(&summary);
+    notifications(&summary, &sims);
 }
 
 /// The seeded drift: 8 recent hires lacking 39 birthright grants, 3 more missing grants and a
@@ -560,6 +577,309 @@ fn untouched_access(summary: &DemoSummary) {
             ""
         ),
         Some(false)
+    );
+}
+
+/// Every string under a `text` key of Slack blocks: what a person reads.
+fn block_texts(value: &Value, texts: &mut Vec<String>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|item| block_texts(item, texts)),
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                match field {
+                    Value::String(text) if key == "text" => texts.push(text.clone()),
+                    other => block_texts(other, texts),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The text nodes of an Atlassian Document Format document, one per line.
+fn adf_text(document: &Value) -> String {
+    fn collect(node: &Value, texts: &mut Vec<String>) {
+        if node["type"] == "text" {
+            texts.extend(node["text"].as_str().map(str::to_owned));
+        }
+        for child in node["content"].as_array().into_iter().flatten() {
+            collect(child, texts);
+        }
+    }
+    let mut texts = Vec::new();
+    collect(document, &mut texts);
+    texts.join("\n")
+}
+
+/// How the message model names a target in evidence: `group "Name"` or
+/// `resource "Name" (level)`.
+fn evidence_target(change: &Change) -> String {
+    let (kind, name) = change.target.split_once('/').expect("kind/name label");
+    if change.access_level.is_empty() {
+        format!("{kind} \"{name}\"")
+    } else {
+        format!("{kind} \"{name}\" ({})", change.access_level)
+    }
+}
+
+/// The messages the Slack, Jira and PagerDuty simulators accepted, read from their records.
+fn notifications(summary: &DemoSummary, sims: &NotificationSims) {
+    let notes = &summary.notifications;
+    assert!(
+        notes.failed.is_empty() && notes.refused.is_empty(),
+        "failed {:?}, refused {:?}",
+        notes.failed,
+        notes.refused
+    );
+    assert_eq!(notes.queued, 10);
+    assert_eq!(notes.delivered.len(), 10);
+    assert_eq!(notes.undelivered, 0);
+    assert_eq!(notes.delivered_to(channels::SLACK), 8);
+    assert_eq!(notes.delivered_to(channels::JIRA), 1);
+    assert_eq!(notes.delivered_to(channels::PAGERDUTY), 1);
+    let steps_notified: Vec<(Step, ChannelKind, &str)> = notes
+        .delivered
+        .iter()
+        .map(|note| (note.step, note.kind, note.event))
+        .collect();
+    for expected in [
+        (Step::NewHire, ChannelKind::Slack, "onboarded"),
+        (Step::RoleChange, ChannelKind::Slack, "roleChanged"),
+        (Step::Termination, ChannelKind::Slack, "offboarded"),
+        (Step::Termination, ChannelKind::Jira, "offboarded"),
+        (Step::OpalDrift, ChannelKind::Slack, "accessRevoked"),
+        (Step::Lockdown, ChannelKind::Slack, "lockdownActivated"),
+        (Step::Lockdown, ChannelKind::PagerDuty, "lockdownActivated"),
+        (Step::LockdownHolds, ChannelKind::Slack, "accessRevoked"),
+        (Step::HrGlitch, ChannelKind::Slack, "breakerTripped"),
+        (Step::HrRecovers, ChannelKind::Slack, "accessRevoked"),
+    ] {
+        assert!(
+            steps_notified.contains(&expected),
+            "{expected:?} not in {steps_notified:?}"
+        );
+    }
+
+    slack_messages(summary, sims);
+    jira_ticket(summary, sims);
+    pagerduty_alert(summary, sims);
+}
+
+fn slack_messages(summary: &DemoSummary, sims: &NotificationSims) {
+    // One chat.postMessage per message, each accepted: nothing was retried or refused.
+    let calls = sims.slack().requests_to("POST /api/chat.postMessage");
+    assert_eq!(calls.len(), 8);
+    assert!(
+        calls
+            .iter()
+            .all(|call| call.status == 200 && call.injected.is_none())
+    );
+    for call in &calls {
+        assert_eq!(
+            call.json().expect("JSON body")["channel"],
+            channels::SLACK_CONVERSATION
+        );
+    }
+    let posts = sims.slack().posts();
+    assert_eq!(posts.len(), 8);
+    for post in &posts {
+        assert_eq!(post.channel, channels::SLACK_CONVERSATION);
+    }
+    let texts: Vec<String> = posts
+        .iter()
+        .map(|post| {
+            let mut texts = Vec::new();
+            block_texts(post.blocks.as_ref().expect("blocks"), &mut texts);
+            texts.join("\n")
+        })
+        .collect();
+    let titles: Vec<&str> = posts
+        .iter()
+        .map(|post| post.text.as_deref().expect("fallback text"))
+        .collect();
+    let breaker_hash = &report(summary, Step::HrGlitch).plan_hash;
+    let expected: [(&str, Vec<String>); 8] = [
+        (
+            "Onboarded Priya Raman <priya.raman@acme.example>",
+            vec![
+                "RoleMapping opal-system/engineering".into(),
+                "*Grants*\n6".into(),
+                "group \"Office: Berlin\"".into(),
+                "resource \"GitHub: acme/monorepo\" (push)".into(),
+            ],
+        ),
+        (
+            "Role changed for Erik Volkov <erik.volkov@acme.example>",
+            vec![
+                "department: Customer Support → Engineering".into(),
+                "title: Support Engineer → Site Reliability Engineer".into(),
+                "*Granted*\n7".into(),
+                "*Revoked*\n2".into(),
+                "revoked: resource \"Zendesk\" (agent)".into(),
+                "granted: group \"SRE On-Call\"".into(),
+            ],
+        ),
+        (
+            "Offboarded Yara Murphy <yara.murphy@acme.example>",
+            vec![
+                "AccessPolicy opal-system/baseline".into(),
+                "*Termination date*\n2026-12-01".into(),
+                "*Grants revoked*\n8".into(),
+                "resource \"Legacy Jenkins\"".into(),
+            ],
+        ),
+        (
+            "2 grant(s) revoked by AccessPolicy opal-system/baseline",
+            vec![
+                format!("{}&gt; → group \"Security\"", cast::ADDED_TO_SECURITY),
+                format!(
+                    "{}&gt; → resource \"AWS Staging\" ({STAGING_POWER_USER})",
+                    cast::STAGING_POWER_USER
+                ),
+            ],
+        ),
+        (
+            "Lockdown inc-4711 activated for ines.silva@acme.example",
+            vec![
+                "*Incident*\nINC-4711".into(),
+                "*Grants revoked*\n11".into(),
+                "*Expires*\n2026-12-01T17:00:00Z".into(),
+                format!("{}&gt; → group \"Production Break-Glass\"", cast::LOCKED),
+            ],
+        ),
+        (
+            "1 grant(s) revoked by Lockdown opal-system/inc-4711",
+            vec![format!("{}&gt; → group \"SRE On-Call\"", cast::LOCKED)],
+        ),
+        (
+            "Revocation breaker tripped for AccessPolicy opal-system/baseline",
+            vec![
+                format!("*Plan*\n{breaker_hash}"),
+                format!("opal-operator.io/approve-plan={breaker_hash}"),
+                "exceed maxRevocations 25".into(),
+            ],
+        ),
+        (
+            "1 grant(s) revoked by AccessPolicy opal-system/baseline",
+            vec![format!(
+                "{}&gt; → group \"Engineering\"",
+                cast::ADDED_DURING_OUTAGE
+            )],
+        ),
+    ];
+    for (index, (title, facts)) in expected.iter().enumerate() {
+        assert!(
+            titles[index].starts_with(title),
+            "message {index}: {:?} does not start with {title:?}",
+            titles[index]
+        );
+        for fact in facts {
+            assert!(
+                texts[index].contains(fact.as_str()),
+                "message {index} ({title}) lacks {fact:?}:\n{}",
+                texts[index]
+            );
+        }
+    }
+    let held = report(summary, Step::HrGlitch).held;
+    assert!(
+        titles[6].ends_with(&format!(": {held} revocations held")),
+        "{}",
+        titles[6]
+    );
+}
+
+fn jira_ticket(summary: &DemoSummary, sims: &NotificationSims) {
+    // Exactly one create call: Jira made the issue but lost its answer (an injected 503), and the
+    // retry found the issue by its label instead of creating another.
+    let creates = sims.jira().requests_to("POST /rest/api/3/issue");
+    let answers: Vec<_> = creates.iter().map(|r| (r.status, r.injected)).collect();
+    assert_eq!(creates.len(), 1, "create answers: {answers:?}");
+    assert_eq!(creates[0].status, 503);
+    assert_eq!(creates[0].injected, Some(InjectedFault::Scripted));
+    let issues = sims.jira().issues();
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    let issue = &issues[0];
+    assert_eq!(issue.key, format!("{}-1", channels::JIRA_PROJECT));
+    assert_eq!(issue.issue_type, "Task");
+    assert_eq!(
+        issue.summary,
+        "Offboarded Yara Murphy <yara.murphy@acme.example>"
+    );
+    // Recorded and closed at once: it documents finished work.
+    assert_eq!(issue.status, "Done");
+    assert!(issue.labels.iter().any(|l| l == "opal-operator"));
+    assert!(
+        issue
+            .labels
+            .iter()
+            .any(|l| l.starts_with("opal-operator-") && l.len() == "opal-operator-".len() + 24),
+        "{:?}",
+        issue.labels
+    );
+    let description = adf_text(&issue.description);
+    assert!(description.contains(cast::LEAVER), "{description}");
+    assert!(description.contains("Grants revoked: "), "{description}");
+    let revoked: Vec<&Change> = report(summary, Step::Termination).changes.iter().collect();
+    assert_eq!(revoked.len(), 8);
+    for change in revoked {
+        let item = evidence_target(change);
+        assert!(
+            description.lines().any(|line| line == item),
+            "the ticket lacks {item:?}:\n{description}"
+        );
+    }
+    let delivered = summary
+        .notifications
+        .delivered
+        .iter()
+        .find(|note| note.kind == ChannelKind::Jira)
+        .expect("jira delivery");
+    assert_eq!(delivered.attempts, 2);
+    assert_eq!(
+        delivered.receipt,
+        Receipt::Ticket {
+            key: issue.key.clone(),
+            created: false,
+            action: TicketAction::Record,
+        }
+    );
+}
+
+fn pagerduty_alert(summary: &DemoSummary, sims: &NotificationSims) {
+    let events = sims.pagerduty().requests_to("POST /v2/enqueue");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].status, 202);
+    // The alert's key is the lockdown's thread token, so later messages about the same
+    // lockdown (its release) reach the same alert.
+    let dedup_key = Thread {
+        key: "lockdown/Lockdown/opal-system/inc-4711".to_owned(),
+        action: TicketAction::Open,
+    }
+    .token();
+    let event = events[0].json().expect("JSON event");
+    assert_eq!(event["event_action"], "trigger");
+    assert_eq!(event["dedup_key"], dedup_key.as_str());
+    let alerts = sims.pagerduty().alerts();
+    assert_eq!(alerts.len(), 1);
+    let alert = &alerts[0];
+    assert_eq!(alert.dedup_key, dedup_key);
+    assert_eq!(alert.status, AlertStatus::Triggered);
+    assert_eq!(
+        alert.payload["summary"],
+        "Lockdown inc-4711 activated for ines.silva@acme.example"
+    );
+    assert_eq!(alert.payload["severity"], "critical");
+    assert_eq!(alert.payload["class"], "lockdownActivated");
+    let details = &alert.payload["custom_details"];
+    assert_eq!(details["Incident"], "INC-4711");
+    assert_eq!(
+        details["Grants revoked"],
+        report(summary, Step::Lockdown).revocations().to_string()
+    );
+    assert_eq!(
+        details["Reason"],
+        "Session token found in a public paste; suspended until rotated."
     );
 }
 

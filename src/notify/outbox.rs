@@ -229,11 +229,15 @@ impl Outbox {
     /// ([`EnqueueError::QueueFull`]), counted, and shows in the channel's health.
     pub fn enqueue(&self, channel: &str, notification: Notification) -> Result<(), EnqueueError> {
         let queue = self.queue(channel)?;
-        match queue.sender.try_send(notification) {
-            Ok(()) => {
-                self.accepted(channel);
-                Ok(())
-            }
+        // Counted before sending: a fast worker may finish the message before `try_send`
+        // returns, and its decrement must find the increment already there.
+        self.adjust_pending(channel, true);
+        let result = queue.sender.try_send(notification);
+        if result.is_err() {
+            self.adjust_pending(channel, false);
+        }
+        match result {
+            Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => Err(self.refused(channel, queue.capacity)),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(EnqueueError::Closed),
         }
@@ -248,11 +252,13 @@ impl Outbox {
         max_wait: Duration,
     ) -> Result<(), EnqueueError> {
         let queue = self.queue(channel)?;
-        match queue.sender.send_timeout(notification, max_wait).await {
-            Ok(()) => {
-                self.accepted(channel);
-                Ok(())
-            }
+        self.adjust_pending(channel, true);
+        let result = queue.sender.send_timeout(notification, max_wait).await;
+        if result.is_err() {
+            self.adjust_pending(channel, false);
+        }
+        match result {
+            Ok(()) => Ok(()),
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                 Err(self.refused(channel, queue.capacity))
             }
@@ -278,9 +284,13 @@ impl Outbox {
         })
     }
 
-    fn accepted(&self, channel: &str) {
+    fn adjust_pending(&self, channel: &str, increase: bool) {
         let pending = self.shared.with_health(channel, |health| {
-            health.pending += 1;
+            health.pending = if increase {
+                health.pending + 1
+            } else {
+                health.pending.saturating_sub(1)
+            };
             health.pending
         });
         if let Some(pending) = pending {

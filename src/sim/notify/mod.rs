@@ -4,7 +4,9 @@
 //! 127.0.0.1, records every request with the status it got, keeps the resulting state (posts,
 //! issues, records, alerts, events) for assertions, and takes scripted faults (any status,
 //! `Retry-After`, custom bodies such as Slack's `ok:false`, and answers lost after the request
-//! took effect).
+//! took effect) as well as seeded random faults ([`FaultConfig`]: 429 with optional
+//! `Retry-After`, server errors, lost answers) and latency, set per simulator on its
+//! [`SimServer`].
 
 pub mod jira;
 pub mod pagerduty;
@@ -14,4 +16,6 @@ pub mod slack;
 pub mod splunk;
 pub mod webhook;
 
-pub use server::{Fault, RecordedRequest, SimServer};
+pub use server::{
+    DEFAULT_FAULT_SEED, Fault, FaultConfig, InjectedFault, RecordedRequest, SimServer,
+};

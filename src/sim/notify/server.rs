@@ -1,5 +1,13 @@
 //! Plumbing shared by the notification simulators: a loopback HTTP server, a recorder of every
-//! request (with the status it got), and scripted faults.
+//! request (with the status it got), scripted faults, and seeded random faults and latency.
+//!
+//! Random faults follow the Opal simulator's rules: independent probabilities drawn per request
+//! in a fixed order (429, server error, lost answer), the first that fires wins, from a
+//! generator seeded so a run with the same requests in the same order repeats exactly. A
+//! scripted fault that matches a request takes precedence and draws nothing. Latency delays
+//! every request the simulated service handles (including lost answers); refused requests are
+//! answered at once. Unlike the Opal simulator, faults hit requests whatever their credentials,
+//! since each service checks its own kind of credential in its handlers.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -12,11 +20,29 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 /// Largest request body the simulators read.
 const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Seed of the random faults when none is set: fixed, so runs repeat.
+pub const DEFAULT_FAULT_SEED: u64 = 0x5EED;
+
+/// Why a request was answered by an injected fault instead of (or after) the simulated service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectedFault {
+    /// A fault queued with [`SimServer::inject`].
+    Scripted,
+    /// A random 429.
+    TooManyRequests,
+    /// A random server error; the request had no effect.
+    ServerError,
+    /// A random server error sent after the request took effect.
+    LostAnswer,
+}
 
 /// One request as received, with the status it was answered with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +54,8 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub status: u16,
+    /// The fault that answered, if one did.
+    pub injected: Option<InjectedFault>,
 }
 
 impl RecordedRequest {
@@ -141,11 +169,118 @@ impl Fault {
     }
 }
 
-/// Requests seen and faults waiting.
+/// Independent probabilities (0.0–1.0) of each random fault per request, drawn in the order
+/// 429, server error, lost answer; the first that fires wins.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultConfig {
+    /// Probability of a 429.
+    pub too_many_requests_rate: f64,
+    /// `Retry-After` sent with random 429s, rounded up to whole seconds; `None` sends none.
+    pub retry_after: Option<Duration>,
+    /// Probability of a server error before the request takes effect.
+    pub server_error_rate: f64,
+    /// Statuses a server error (or lost answer) picks from, uniformly.
+    pub server_error_statuses: Vec<u16>,
+    /// Probability of letting the request take effect and then answering with a server error:
+    /// the service did the work but the client never learns it.
+    pub lost_answer_rate: f64,
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        Self {
+            too_many_requests_rate: 0.0,
+            retry_after: None,
+            server_error_rate: 0.0,
+            server_error_statuses: vec![500, 502, 503],
+            lost_answer_rate: 0.0,
+        }
+    }
+}
+
+impl FaultConfig {
+    /// No random faults.
+    pub fn none() -> Self {
+        Self::default()
+    }
+}
+
+fn probability(rate: f64) -> f64 {
+    if rate.is_nan() {
+        0.0
+    } else {
+        rate.clamp(0.0, 1.0)
+    }
+}
+
+/// Random faults and latency, with their seeded generator.
+#[derive(Debug)]
+struct Conditions {
+    faults: FaultConfig,
+    latency: Duration,
+    seed: u64,
+    rng: StdRng,
+}
+
+impl Default for Conditions {
+    fn default() -> Self {
+        Self {
+            faults: FaultConfig::default(),
+            latency: Duration::ZERO,
+            seed: DEFAULT_FAULT_SEED,
+            rng: StdRng::seed_from_u64(DEFAULT_FAULT_SEED),
+        }
+    }
+}
+
+impl Conditions {
+    fn draw(&mut self) -> Option<(Fault, InjectedFault)> {
+        let config = &self.faults;
+        if self
+            .rng
+            .random_bool(probability(config.too_many_requests_rate))
+        {
+            let fault = Fault {
+                retry_after: config
+                    .retry_after
+                    .map(|wait| (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).to_string()),
+                ..Fault::status(429)
+            };
+            return Some((fault, InjectedFault::TooManyRequests));
+        }
+        if self.rng.random_bool(probability(config.server_error_rate)) {
+            let status = self.server_error_status();
+            return Some((Fault::status(status), InjectedFault::ServerError));
+        }
+        if self
+            .rng
+            .random_bool(probability(self.faults.lost_answer_rate))
+        {
+            let status = self.server_error_status();
+            return Some((
+                Fault::status(status).after_effect(),
+                InjectedFault::LostAnswer,
+            ));
+        }
+        None
+    }
+
+    fn server_error_status(&mut self) -> u16 {
+        let statuses = &self.faults.server_error_statuses;
+        if statuses.is_empty() {
+            500
+        } else {
+            statuses[self.rng.random_range(0..statuses.len())]
+        }
+    }
+}
+
+/// Requests seen, faults waiting, and the random conditions.
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
     requests: Mutex<Vec<RecordedRequest>>,
     faults: Mutex<VecDeque<Fault>>,
+    conditions: Mutex<Conditions>,
     changed: Notify,
 }
 
@@ -154,12 +289,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Recorder {
-    fn take_fault(&self, method: &str, path: &str) -> Option<Fault> {
-        let mut faults = lock(&self.faults);
-        let index = faults
-            .iter()
-            .position(|fault| fault.matches(method, path))?;
-        faults.remove(index)
+    /// The scripted fault for this request if one matches, else a random draw; and the
+    /// latency to add when the service handles the request.
+    fn take_fault(&self, method: &str, path: &str) -> (Option<(Fault, InjectedFault)>, Duration) {
+        let scripted = {
+            let mut faults = lock(&self.faults);
+            faults
+                .iter()
+                .position(|fault| fault.matches(method, path))
+                .and_then(|index| faults.remove(index))
+        };
+        let mut conditions = lock(&self.conditions);
+        let fault = match scripted {
+            Some(fault) => Some((fault, InjectedFault::Scripted)),
+            None => conditions.draw(),
+        };
+        (fault, conditions.latency)
     }
 
     fn record(&self, request: RecordedRequest) {
@@ -187,15 +332,21 @@ async fn record(State(recorder): State<Arc<Recorder>>, request: Request, next: N
             )
         })
         .collect();
-    let fault = recorder.take_fault(&method, &path);
+    let (fault, latency) = recorder.take_fault(&method, &path);
     let forward = Request::from_parts(parts, Body::from(body.clone()));
-    let response = match fault {
-        Some(fault) if !fault.after_effect => fault.response(),
-        Some(fault) => {
-            drop(next.run(forward).await);
-            fault.response()
+    let handled = |forward| async move {
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
         }
-        None => next.run(forward).await,
+        next.run(forward).await
+    };
+    let (response, injected) = match fault {
+        Some((fault, injected)) if !fault.after_effect => (fault.response(), Some(injected)),
+        Some((fault, injected)) => {
+            drop(handled(forward).await);
+            (fault.response(), Some(injected))
+        }
+        None => (handled(forward).await, None),
     };
     recorder.record(RecordedRequest {
         method,
@@ -204,6 +355,7 @@ async fn record(State(recorder): State<Arc<Recorder>>, request: Request, next: N
         headers,
         body: body.to_vec(),
         status: response.status().as_u16(),
+        injected,
     });
     response
 }
@@ -277,6 +429,33 @@ impl SimServer {
     /// Faults not used yet.
     pub fn pending_faults(&self) -> usize {
         lock(&self.recorder.faults).len()
+    }
+
+    /// Replaces the random fault rates (scripted faults still come first).
+    pub fn set_faults(&self, faults: FaultConfig) {
+        lock(&self.recorder.conditions).faults = faults;
+    }
+
+    /// Sets the delay added to every request the simulated service handles.
+    pub fn set_latency(&self, latency: Duration) {
+        lock(&self.recorder.conditions).latency = latency;
+    }
+
+    /// Reseeds the random faults; a new seed restarts the sequence of draws.
+    pub fn set_seed(&self, seed: u64) {
+        let mut conditions = lock(&self.recorder.conditions);
+        if conditions.seed != seed {
+            conditions.seed = seed;
+            conditions.rng = StdRng::seed_from_u64(seed);
+        }
+    }
+
+    /// Requests answered by an injected fault of this kind so far.
+    pub fn injected(&self, kind: InjectedFault) -> usize {
+        lock(&self.recorder.requests)
+            .iter()
+            .filter(|request| request.injected == Some(kind))
+            .count()
     }
 
     /// Waits until at least `count` requests were answered, or `timeout` passes; returns
