@@ -104,7 +104,8 @@ pub fn slack_message(notification: &Notification) -> SlackMessage {
     }));
     blocks.push(json!({"type": "context", "elements": context}));
     SlackMessage {
-        text: title,
+        // The fallback text is read as mrkdwn too: `<` would start a link.
+        text: slack_escape(&title),
         blocks,
     }
 }
