@@ -62,7 +62,8 @@ async fn slack_webhook_posts_blocks_and_keeps_its_url_secret() {
     assert_eq!(posts[0].via, SlackVia::Webhook);
     assert_eq!(
         posts[0].text.as_deref(),
-        Some("Offboarded Bob Stone <bob@example.com>")
+        Some("Offboarded Bob Stone &lt;bob@example.com&gt;"),
+        "the fallback text is mrkdwn, escaped like the blocks"
     );
     let blocks = posts[0].blocks.clone().expect("blocks");
     assert_eq!(blocks[0]["type"], "header");
