@@ -40,7 +40,7 @@ enum Command {
         /// Directory holding the sample org (employees.csv, opal-org.yaml, manifests/).
         #[arg(long, default_value = opal_operator::demo::DEFAULT_SAMPLE_ORG_DIR)]
         sample_org: PathBuf,
-        /// Print only the summary.
+        /// Print nothing; the exit status says whether every step ran.
         #[arg(long)]
         quiet: bool,
     },
