@@ -77,8 +77,10 @@ impl Executor {
     pub async fn apply(&self, operations: &[Operation]) -> ExecutionReport {
         let started = Instant::now();
         let mut outcomes: Vec<(usize, OperationOutcome)> =
-            stream::iter(operations.iter().enumerate())
-                .map(|(index, operation)| async move { (index, self.apply_one(operation).await) })
+            // Owned items: a future over a borrowed stream item is not `Send` for the
+            // compiler when the caller is spawned.
+            stream::iter(operations.iter().cloned().enumerate())
+                .map(|(index, operation)| async move { (index, self.apply_one(&operation).await) })
                 .buffer_unordered(self.concurrency)
                 .collect()
                 .await;

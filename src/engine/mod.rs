@@ -11,7 +11,7 @@ mod world;
 
 pub use duration::{DurationError, parse_go_duration};
 pub use executor::{ExecutionReport, Executor, OperationOutcome};
-pub use observe::{ObservationScope, observe_opal};
+pub use observe::{ObservationScope, observe_opal, observe_target_grants, observe_user_grants};
 pub use plan::{
     BreakerFinding, Cause, LockdownFindings, MappingFindings, MappingProblem, Operation, Plan,
     Planner, PolicyFindings, SAMPLE_LIMIT, Withheld, plan,

@@ -172,23 +172,25 @@ pub async fn observe_opal(
         }
     }
 
-    let wanted: Vec<&OpalTarget> = targets.iter().filter(|t| scope.wants(t)).collect();
+    // Owned items: futures over borrowed stream items are not `Send` for the compiler when
+    // the caller is spawned.
+    let wanted: Vec<OpalTarget> = targets.iter().filter(|t| scope.wants(t)).cloned().collect();
     let per_target: Vec<Vec<OpalGrant>> = stream::iter(wanted)
-        .map(|target| target_grants(client, target))
+        .map(|target| async move { target_grants(client, &target).await })
         .buffer_unordered(concurrency)
         .try_collect()
         .await?;
 
-    let users_of_interest: Vec<&str> = users
+    let users_of_interest: Vec<String> = users
         .iter()
         .filter(|user| {
             scope.user_ids.contains(&user.user_id)
                 || scope.user_emails.contains(&user.email.to_lowercase())
         })
-        .map(|user| user.user_id.as_str())
+        .map(|user| user.user_id.clone())
         .collect();
     let per_user: Vec<Vec<OpalGrant>> = stream::iter(users_of_interest)
-        .map(|user_id| user_grants(client, user_id))
+        .map(|user_id| async move { user_grants(client, &user_id).await })
         .buffer_unordered(concurrency)
         .try_collect()
         .await?;
@@ -218,6 +220,37 @@ pub async fn observe_opal(
         targets,
         grants,
     })
+}
+
+/// Reads every direct grant of `user_ids` through the users' own group and resource listings
+/// (two calls per user): what a targeted sync needs for people whose HR record or lockdown
+/// just changed.
+pub async fn observe_user_grants(
+    client: &Client,
+    user_ids: &BTreeSet<String>,
+    concurrency: usize,
+) -> Result<Vec<OpalGrant>, OpalError> {
+    let per_user: Vec<Vec<OpalGrant>> = stream::iter(user_ids.iter().cloned())
+        .map(|user_id| async move { user_grants(client, &user_id).await })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    Ok(per_user.into_iter().flatten().collect())
+}
+
+/// Reads the direct grants on `targets` (one listing each): what a targeted sync needs for
+/// targets Opal's events feed says changed.
+pub async fn observe_target_grants(
+    client: &Client,
+    targets: Vec<OpalTarget>,
+    concurrency: usize,
+) -> Result<Vec<OpalGrant>, OpalError> {
+    let per_target: Vec<Vec<OpalGrant>> = stream::iter(targets)
+        .map(|target| async move { target_grants(client, &target).await })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    Ok(per_target.into_iter().flatten().collect())
 }
 
 async fn target_grants(client: &Client, target: &OpalTarget) -> Result<Vec<OpalGrant>, OpalError> {

@@ -86,6 +86,32 @@ pub struct OpalState {
     pub grants: Vec<OpalGrant>,
 }
 
+impl OpalState {
+    /// Swaps every grant of `user_ids` for `grants` (a fresh read of just those users).
+    pub fn replace_user_grants(
+        &mut self,
+        user_ids: &std::collections::BTreeSet<String>,
+        grants: Vec<OpalGrant>,
+    ) {
+        self.grants
+            .retain(|grant| !user_ids.contains(&grant.user_id));
+        self.grants
+            .extend(grants.into_iter().filter(|g| user_ids.contains(&g.user_id)));
+    }
+
+    /// Swaps every grant on `targets` (kind and id) for `grants` (a fresh read of them).
+    pub fn replace_target_grants(
+        &mut self,
+        targets: &std::collections::BTreeSet<(TargetKind, String)>,
+        grants: Vec<OpalGrant>,
+    ) {
+        let on_targets =
+            |grant: &OpalGrant| targets.contains(&(grant.kind, grant.target_id.clone()));
+        self.grants.retain(|grant| !on_targets(grant));
+        self.grants.extend(grants.into_iter().filter(on_targets));
+    }
+}
+
 /// A RoleMapping as the planner sees it.
 #[derive(Clone, Debug)]
 pub struct MappingInput {
@@ -128,4 +154,83 @@ pub struct World {
     pub lockdowns: Vec<LockdownInput>,
     /// Only AccessPolicies in this namespace may grant tenancy.
     pub operator_namespace: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn grant(kind: TargetKind, target: &str, user: &str) -> OpalGrant {
+        OpalGrant {
+            kind,
+            target_id: target.into(),
+            user_id: user.into(),
+            access_level_remote_id: String::new(),
+            access_level_name: String::new(),
+            expires_at: None,
+        }
+    }
+
+    fn state() -> OpalState {
+        OpalState {
+            grants: vec![
+                grant(TargetKind::Group, "g1", "u1"),
+                grant(TargetKind::Group, "g1", "u2"),
+                grant(TargetKind::Resource, "r1", "u1"),
+                grant(TargetKind::Group, "g2", "u2"),
+            ],
+            ..OpalState::default()
+        }
+    }
+
+    #[test]
+    fn a_fresh_read_of_users_replaces_only_their_grants() {
+        let mut opal = state();
+        let users = BTreeSet::from(["u1".to_owned()]);
+        opal.replace_user_grants(
+            &users,
+            vec![
+                grant(TargetKind::Group, "g2", "u1"),
+                grant(TargetKind::Group, "g9", "u3"),
+            ],
+        );
+        let mut left: Vec<_> = opal
+            .grants
+            .iter()
+            .map(|g| (g.target_id.as_str(), g.user_id.as_str()))
+            .collect();
+        left.sort();
+        // u1 now holds exactly g2; u2 untouched; u3 was not read, so it is not added.
+        assert_eq!(left, vec![("g1", "u2"), ("g2", "u1"), ("g2", "u2")]);
+    }
+
+    #[test]
+    fn a_fresh_read_of_targets_replaces_only_their_members() {
+        let mut opal = state();
+        let targets = BTreeSet::from([(TargetKind::Group, "g1".to_owned())]);
+        opal.replace_target_grants(
+            &targets,
+            vec![
+                grant(TargetKind::Group, "g1", "u3"),
+                grant(TargetKind::Resource, "g1", "u4"),
+            ],
+        );
+        let mut left: Vec<_> = opal
+            .grants
+            .iter()
+            .map(|g| (g.kind, g.target_id.as_str(), g.user_id.as_str()))
+            .collect();
+        left.sort();
+        // A resource that happens to share the id is another target and stays out.
+        assert_eq!(
+            left,
+            vec![
+                (TargetKind::Group, "g1", "u3"),
+                (TargetKind::Group, "g2", "u2"),
+                (TargetKind::Resource, "r1", "u1"),
+            ]
+        );
+    }
 }
