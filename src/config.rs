@@ -2,6 +2,7 @@
 //! sync, and the notification channels CRs may name. Secrets are references (environment
 //! variable or file), never values.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -60,6 +61,85 @@ pub struct OperatorConfig {
     pub safety_defaults: Option<SafetySpec>,
     #[serde(default)]
     pub notify: Option<NotifyConfig>,
+    /// The HTTP server for metrics, health probes and inbound webhooks.
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// Credentials of the inbound webhooks; a hook without them answers 404. BambooHR's key
+    /// lives with its source, at `hris.webhook`.
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
+}
+
+/// Where the HTTP server listens and how much it reads.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerSettings {
+    /// `ip:port`, e.g. `0.0.0.0:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Larger request bodies are refused with 413 before anything reads them as JSON.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
+}
+
+impl ServerSettings {
+    /// The listen address (validated by [`OperatorConfig::validate`]).
+    pub fn listen_address(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError::invalid(
+                "server.listen",
+                format!("{:?} is not an ip:port address", self.listen),
+            )
+        })
+    }
+}
+
+/// Shared credentials of the inbound webhooks other than BambooHR's.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// `POST /webhooks/workday`, signed with HMAC-SHA256 of the body.
+    #[serde(default)]
+    pub workday: Option<WorkdayHookSettings>,
+    /// `POST /webhooks/alerts/splunk`, authenticated with a shared token.
+    #[serde(default)]
+    pub splunk: Option<SplunkAlertSettings>,
+    /// `POST /webhooks/alerts/datadog`, authenticated with a shared secret.
+    #[serde(default)]
+    pub datadog: Option<DatadogAlertSettings>,
+}
+
+/// The Workday change hook.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkdayHookSettings {
+    /// Key of the HMAC-SHA256 signature the sender puts on every body.
+    pub secret: SecretRef,
+}
+
+/// The Splunk alert hook.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SplunkAlertSettings {
+    /// Token Splunk presents (bearer header or `?token=` in the alert action's URL).
+    pub token: SecretRef,
+}
+
+/// The Datadog alert hook.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatadogAlertSettings {
+    /// Secret Datadog sends in a custom header (or uses to sign the body).
+    pub secret: SecretRef,
 }
 
 /// How to reach Opal.
@@ -87,6 +167,10 @@ pub struct SyncSettings {
     /// Opal listings and changes in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// How often Opal's audit events are read to catch changes made outside the operator
+    /// between resyncs (Go duration; `0s` turns it off).
+    #[serde(default = "default_events_poll_interval")]
+    pub events_poll_interval: String,
 }
 
 impl Default for SyncSettings {
@@ -95,6 +179,7 @@ impl Default for SyncSettings {
             interval: default_interval(),
             jitter_percent: default_jitter_percent(),
             concurrency: default_concurrency(),
+            events_poll_interval: default_events_poll_interval(),
         }
     }
 }
@@ -112,10 +197,34 @@ impl SyncSettings {
         }
         Ok(interval)
     }
+
+    /// The events poll interval; `None` when turned off (validated by
+    /// [`OperatorConfig::validate`]).
+    pub fn events_poll_interval(&self) -> Result<Option<Duration>, ConfigError> {
+        let field = "sync.eventsPollInterval";
+        let parsed = parse_go_duration(&self.events_poll_interval)
+            .map_err(|error| ConfigError::invalid(field, error))?;
+        let poll = parsed
+            .to_std()
+            .map_err(|error| ConfigError::invalid(field, error))?;
+        Ok((!poll.is_zero()).then_some(poll))
+    }
+}
+
+fn default_events_poll_interval() -> String {
+    "30s".to_owned()
 }
 
 fn default_operator_namespace() -> String {
     "opal-system".to_owned()
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:8080".to_owned()
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
 }
 
 fn default_interval() -> String {
@@ -165,6 +274,7 @@ impl OperatorConfig {
             .validate()
             .map_err(|error| ConfigError::invalid("hris", error))?;
         self.sync.interval()?;
+        self.sync.events_poll_interval()?;
         if self.sync.jitter_percent > 50 {
             return Err(ConfigError::invalid(
                 "sync.jitterPercent",
@@ -208,6 +318,20 @@ impl OperatorConfig {
                 .validate()
                 .map_err(|error| ConfigError::invalid("notify", error))?;
         }
+        self.server.listen_address()?;
+        if self.server.max_body_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "server.maxBodyBytes",
+                "must be at least 1",
+            ));
+        }
+        // The hook's employee IDs are looked up in the HR source, so they must be Workday's.
+        if self.webhooks.workday.is_some() && !matches!(self.hris, HrisConfig::Workday(_)) {
+            return Err(ConfigError::invalid(
+                "webhooks.workday",
+                "needs `hris.source: workday`",
+            ));
+        }
         Ok(())
     }
 }
@@ -248,9 +372,22 @@ safetyDefaults:
         assert_eq!(config.operator_namespace, "security");
         assert_eq!(config.sync.interval().ok(), Some(Duration::from_secs(600)));
         assert_eq!(config.sync.jitter_percent, 10);
+        assert_eq!(
+            config.sync.events_poll_interval().ok(),
+            Some(Some(Duration::from_secs(30)))
+        );
         assert!(config.notify.is_none());
         let safety = config.safety_defaults.expect("safety defaults");
         assert_eq!(safety.max_revocation_percent, Some(5));
+    }
+
+    #[test]
+    fn the_events_poll_turns_off_with_zero_and_rejects_nonsense() {
+        let off = VALID.replace("interval: 10m", "interval: 10m\n  eventsPollInterval: 0s");
+        let config = OperatorConfig::from_yaml_str(&off).expect("valid config");
+        assert_eq!(config.sync.events_poll_interval().ok(), Some(None));
+        let bad = VALID.replace("interval: 10m", "interval: 10m\n  eventsPollInterval: soon");
+        assert!(error_of(&bad).contains("sync.eventsPollInterval"));
     }
 
     fn error_of(text: &str) -> String {
@@ -292,6 +429,103 @@ safetyDefaults:
         let message = error_of(&unknown_source);
         assert!(
             message.contains("hris") && message.contains("gusto"),
+            "{message}"
+        );
+    }
+
+    const WORKDAY_HRIS: &str = r#"
+hris:
+  source: workday
+  baseUrl: https://wd2-impl-services1.workday.com
+  tenant: acme
+  clientId: client-1
+  clientSecret: {env: WD_SECRET}
+  refreshToken: {env: WD_REFRESH}
+"#;
+
+    #[test]
+    fn server_and_webhooks_default_to_listening_on_8080_with_no_hooks() {
+        let config = OperatorConfig::from_yaml_str(VALID).expect("valid config");
+        assert_eq!(config.server, ServerSettings::default());
+        assert_eq!(config.server.listen, "0.0.0.0:8080");
+        assert_eq!(config.server.max_body_bytes, 1_048_576);
+        assert_eq!(
+            config.server.listen_address().ok(),
+            Some(SocketAddr::from(([0, 0, 0, 0], 8080)))
+        );
+        assert_eq!(config.webhooks, WebhookSettings::default());
+    }
+
+    #[test]
+    fn server_and_webhook_sections_parse() {
+        let text = VALID.replace(
+            "\nhris:\n  source: file\n  location: examples/demo/employees.csv\n",
+            WORKDAY_HRIS,
+        ) + r#"
+server:
+  listen: "[::1]:9090"
+  maxBodyBytes: 4096
+webhooks:
+  workday: {secret: {env: WORKDAY_HOOK_SECRET}}
+  splunk: {token: {file: /run/secrets/splunk-token}}
+  datadog: {secret: {env: DATADOG_HOOK_SECRET}}
+"#;
+        let config = OperatorConfig::from_yaml_str(&text).expect("valid config");
+        assert_eq!(
+            config.server.listen_address().ok(),
+            Some(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 9090)))
+        );
+        assert_eq!(config.server.max_body_bytes, 4096);
+        assert_eq!(
+            config.webhooks.workday.map(|hook| hook.secret),
+            Some(SecretRef::Env("WORKDAY_HOOK_SECRET".into()))
+        );
+        assert_eq!(
+            config.webhooks.splunk.map(|hook| hook.token),
+            Some(SecretRef::File("/run/secrets/splunk-token".into()))
+        );
+        assert_eq!(
+            config.webhooks.datadog.map(|hook| hook.secret),
+            Some(SecretRef::Env("DATADOG_HOOK_SECRET".into()))
+        );
+    }
+
+    #[test]
+    fn server_and_webhook_errors_name_the_field_and_hide_secrets() {
+        let message = error_of(&format!("{VALID}server: {{listen: localhost-8080}}\n"));
+        assert!(
+            message.contains("`server.listen`") && message.contains("ip:port"),
+            "{message}"
+        );
+
+        let message = error_of(&format!("{VALID}server: {{maxBodyBytes: 0}}\n"));
+        assert!(message.contains("`server.maxBodyBytes`"), "{message}");
+
+        let message = error_of(&format!("{VALID}server: {{maxBodyBytes: lots}}\n"));
+        assert!(message.contains("`server.maxBodyBytes`"), "{message}");
+
+        let message = error_of(&format!(
+            "{VALID}webhooks: {{splunk: {{secret: {{env: S}}}}}}\n"
+        ));
+        assert!(
+            message.contains("`webhooks.splunk.secret`") && message.contains("unknown field"),
+            "{message}"
+        );
+
+        let message = error_of(&format!(
+            "{VALID}webhooks: {{datadog: {{secret: hunter2}}}}\n"
+        ));
+        assert!(message.contains("`webhooks.datadog.secret`"), "{message}");
+        assert!(
+            !message.contains("hunter2"),
+            "the value must not be echoed: {message}"
+        );
+
+        let message = error_of(&format!(
+            "{VALID}webhooks: {{workday: {{secret: {{env: W}}}}}}\n"
+        ));
+        assert!(
+            message.contains("`webhooks.workday`") && message.contains("hris.source: workday"),
             "{message}"
         );
     }

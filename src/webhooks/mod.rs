@@ -1,0 +1,755 @@
+//! The one HTTP server: metrics, health probes, and inbound webhooks (HR change hooks, SIEM
+//! alerts).
+//!
+//! | Route | Answers |
+//! |---|---|
+//! | `GET /metrics` | OpenMetrics text of [`Metrics`] |
+//! | `GET /healthz` | 200 while the operator loop lives, else 503 |
+//! | `GET /readyz` | 200 when ready, else 503 with the reason |
+//! | `POST /webhooks/bamboohr` | BambooHR employee changes → [`HrChangeSink`], 202 |
+//! | `POST /webhooks/workday` | Workday worker changes → [`HrChangeSink`], 202 |
+//! | `POST /webhooks/alerts/splunk` | Splunk alert → Lockdown, 201 (200 if it exists) |
+//! | `POST /webhooks/alerts/datadog` | Datadog alert → Lockdown, 201 (200 if it exists) |
+//!
+//! Every webhook request is handled in the same order, and nothing is acted on before the
+//! sender is authenticated: a hook without credentials in the configuration answers 404; a
+//! body over `server.maxBodyBytes` 413; missing or wrong credentials 401; a body that cannot be
+//! read as the hook's format 400. Errors answer `{"outcome": "<label>", "error": "<why>"}` and
+//! never quote a secret. Each request is counted in
+//! `opal_operator_webhook_requests_total{hook, outcome}` with the same outcome label.
+//!
+//! # BambooHR
+//! BambooHR's own signed webhooks: `X-BambooHR-Signature` is the hex HMAC-SHA256 (key: the
+//! webhook's private key, `hris.webhook.privateKey`) of the raw body followed by the
+//! `X-BambooHR-Timestamp` value, and timestamps older than `hris.webhook.maxAgeSeconds` are
+//! refused. Both the current (`employee.updated`, …) and the legacy
+//! (`employee_with_fields.*`) payloads are read; see [`crate::hris::webhook`].
+//!
+//! # Workday
+//! Workday has no standard signed outbound webhook, so this hook defines one for whatever
+//! integration (Studio, EIB, a relay) reports worker changes:
+//! ```text
+//! POST /webhooks/workday
+//! Content-Type: application/json
+//! X-Opal-Operator-Signature: sha256=<lowercase hex HMAC-SHA256 of the raw body, keyed by webhooks.workday.secret>
+//!
+//! {"workerIds": ["21001", "21002"]}
+//! ```
+//! There is no timestamp: the hook only names workers to re-read from Workday, so a replay
+//! costs one refresh and changes nothing else.
+//!
+//! # Alerts
+//! Both alert hooks turn an alert into a `Lockdown` of one user as the `incidentResponse` of the
+//! AccessPolicy in the operator namespace says (via [`IncidentSink`]):
+//! * no such policy → 422 `no_policy`; the source not in its `sources` → 422;
+//! * a recovery notification, or a severity below `minSeverity` → 202 `ignored`. An alert that
+//!   states no severity counts as meeting `minSeverity`: wiring an alert to this hook is the
+//!   decision, and severity only filters alerts that carry one. A severity that is not one of
+//!   `critical high medium low info` (also `P1`–`P5`, `error`, `warning`, …) → 400;
+//! * the user's email is read at `userField`, a dot path from the root of the JSON body
+//!   (array elements by index). For Splunk a path not found at the root is also tried inside
+//!   `result`, so `result.user` and `user` both name the result row's `user` column. A value
+//!   that is a Datadog tag list (`env:prod,user:alice@example.com`) yields its first
+//!   email-valued tag. No email there → 400;
+//! * otherwise a Lockdown named `<splunk|datadog>-alert-<16 hex>` (a hash of the source, the
+//!   alert's identity and the email) is created in the operator namespace → 201, or found to
+//!   exist already (a redelivery) → 200. Its spec has one `email` subject, `reason`
+//!   `"<Source> alert: <title>"`, `incident` (the alert's link, else its identity), `duration`
+//!   = `lockdownDuration`, `restoreOnRelease` and `notify` from the policy; labels
+//!   `app.kubernetes.io/managed-by: opal-operator` and `opal-operator.io/alert-source`. A failed
+//!   creation → 503 with the error, so Datadog (which retries 5xx) tries again.
+//!
+//! ## Splunk
+//! Splunk's webhook alert action cannot sign or set headers, so it authenticates with the
+//! shared token `webhooks.splunk.token`, sent as `Authorization: Bearer <token>` or in the
+//! alert action's URL as `?token=<token>` (which then appears in Splunk's configuration and
+//! any proxy's access log: prefer the header where the sender can set it). The body is
+//! Splunk's: `{"result": {…first result row…}, "sid", "search_name", "results_link", …}`;
+//! identity `sid` (else a hash of the body), title `search_name`, link `results_link`,
+//! severity `result.severity` or `result.urgency`.
+//!
+//! ## Datadog
+//! Datadog does not sign webhooks. The hook takes the shared secret `webhooks.datadog.secret`
+//! in the `X-Opal-Operator-Token` header (set it in the webhook's custom headers), or an
+//! `X-Opal-Operator-Signature` as for Workday from a relay that can sign. The body is the
+//! webhook's JSON template; these fields are read (the first present wins):
+//! identity `alert_cycle_key`, `alert_id`, `id` (else a hash of the body); title `title`,
+//! `alert_title`, `event_title`; severity `severity`, `priority`; link `link`; a `transition`
+//! (or `alert_transition`) of `Recovered` is ignored. A template that fits:
+//! ```json
+//! {"alert_id": "$ALERT_ID", "alert_cycle_key": "$ALERT_CYCLE_KEY", "title": "$EVENT_TITLE",
+//!  "transition": "$ALERT_TRANSITION", "priority": "$ALERT_PRIORITY", "link": "$LINK",
+//!  "scope": "$ALERT_SCOPE"}
+//! ```
+//! with a monitor grouped by a `user` tag and `userField: scope`.
+
+mod alerts;
+mod auth;
+mod health;
+mod hr;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use serde_json::json;
+
+pub use alerts::{
+    ACCESS_POLICY_ANNOTATION, ALERT_ID_ANNOTATION, ALERT_SOURCE_LABEL, IncidentPolicy,
+    IncidentSink, LockdownCreated,
+};
+pub use auth::{SIGNATURE_HEADER, TOKEN_HEADER};
+pub use health::Health;
+pub use hr::HrChangeSink;
+
+use crate::config::OperatorConfig;
+use crate::engine::ObjectKey;
+use crate::hris::{HrisConfig, HrisError, Secret, WebhookError, WebhookVerifier};
+use crate::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
+use alerts::{Alert, AlertDecision};
+
+/// Why a webhook request was refused; each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// The configuration has no credentials for this hook (404).
+    #[error("this webhook is not configured")]
+    NotConfigured,
+    /// The body exceeds `server.maxBodyBytes` (413).
+    #[error("the request body is larger than the {limit}-byte limit")]
+    BodyTooLarge { limit: usize },
+    /// The body could not be received (400).
+    #[error("cannot read the request body: {0}")]
+    UnreadableBody(String),
+    /// Missing, malformed or wrong credentials, or a stale timestamp (401).
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
+    /// An authenticated body that is not the hook's format (400).
+    #[error("bad payload: {0}")]
+    Malformed(String),
+    /// No AccessPolicy in the operator namespace sets `incidentResponse` (422).
+    #[error("{0}")]
+    NoIncidentPolicy(String),
+    /// The alert's source is not among the policy's `sources` (422).
+    #[error("the incident policy does not accept alerts from {0}")]
+    SourceNotAccepted(&'static str),
+    /// The hook is configured but this process has no sink for it (503).
+    #[error("nothing receives this webhook's events in this process")]
+    Unavailable,
+    /// The sink failed to create the Lockdown (503, so senders that retry do).
+    #[error("cannot create the Lockdown: {0}")]
+    LockdownFailed(String),
+}
+
+impl HookError {
+    /// Stable low-cardinality name for metrics (and the `outcome` of the answer).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NotConfigured => "not_configured",
+            Self::BodyTooLarge { .. } => "too_large",
+            Self::UnreadableBody(_) => "unreadable_body",
+            Self::Unauthenticated(_) => "unauthorized",
+            Self::Malformed(_) => "malformed",
+            Self::NoIncidentPolicy(_) => "no_policy",
+            Self::SourceNotAccepted(_) => "source_not_accepted",
+            Self::Unavailable => "unavailable",
+            Self::LockdownFailed(_) => "lockdown_failed",
+        }
+    }
+
+    /// The HTTP status the sender gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotConfigured => StatusCode::NOT_FOUND,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnreadableBody(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::NoIncidentPolicy(_) | Self::SourceNotAccepted(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Unavailable | Self::LockdownFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// BambooHR's verifier checks the signature before parsing, so only a payload error comes
+    /// from an authenticated request.
+    fn from_bamboohr(error: WebhookError) -> Self {
+        match error {
+            WebhookError::MalformedPayload(_) => Self::Malformed(error.to_string()),
+            _ => Self::Unauthenticated(error.to_string()),
+        }
+    }
+}
+
+/// A webhook's credential could not be read at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookSetupError {
+    /// The credential reference at `field` could not be resolved.
+    #[error("config field `{field}`: {source}")]
+    Secret {
+        field: &'static str,
+        #[source]
+        source: HrisError,
+    },
+}
+
+impl WebhookSetupError {
+    /// Stable low-cardinality name for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Secret { .. } => "secret",
+        }
+    }
+}
+
+/// Where the webhooks deliver what they accept.
+#[derive(Clone, Default)]
+pub struct WebhookSinks {
+    /// Receives the employee IDs of the BambooHR and Workday hooks.
+    pub hr: Option<Arc<dyn HrChangeSink>>,
+    /// Supplies the incident policy and creates the alert hooks' Lockdowns.
+    pub incident: Option<Arc<dyn IncidentSink>>,
+}
+
+/// Everything the handlers share: metrics, health, the hooks' credentials (a hook without them
+/// answers 404) and the sinks.
+pub struct WebhookState {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    bamboohr: Option<WebhookVerifier>,
+    workday: Option<Secret>,
+    splunk: Option<Secret>,
+    datadog: Option<Secret>,
+    sinks: WebhookSinks,
+    max_body_bytes: usize,
+    operator_namespace: String,
+}
+
+/// Body limit when none is configured (matches `server.maxBodyBytes`' default).
+const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+impl WebhookState {
+    /// No hook configured, no sinks, a 1 MiB body limit; add them with the `with_*` methods.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        operator_namespace: impl Into<String>,
+    ) -> Self {
+        Self {
+            metrics,
+            health,
+            bamboohr: None,
+            workday: None,
+            splunk: None,
+            datadog: None,
+            sinks: WebhookSinks::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            operator_namespace: operator_namespace.into(),
+        }
+    }
+
+    /// Reads every configured hook credential now (`hris.webhook.privateKey` when the HR source
+    /// is BambooHR, `webhooks.*`), failing with the field whose reference cannot be read.
+    pub fn from_config(
+        config: &OperatorConfig,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        sinks: WebhookSinks,
+    ) -> Result<Self, WebhookSetupError> {
+        let secret = |field: &'static str, reference: &crate::hris::SecretRef| {
+            reference
+                .resolve()
+                .map_err(|source| WebhookSetupError::Secret { field, source })
+        };
+        let mut state = Self::new(metrics, health, config.operator_namespace.clone())
+            .with_max_body_bytes(config.server.max_body_bytes)
+            .with_sinks(sinks);
+        if let HrisConfig::BambooHr(bamboohr) = &config.hris
+            && let Some(webhook) = &bamboohr.webhook
+        {
+            let verifier = webhook
+                .verifier()
+                .map_err(|source| WebhookSetupError::Secret {
+                    field: "hris.webhook.privateKey",
+                    source,
+                })?;
+            state = state.with_bamboohr(verifier);
+        }
+        let hooks = &config.webhooks;
+        if let Some(workday) = &hooks.workday {
+            state = state.with_workday_secret(secret("webhooks.workday.secret", &workday.secret)?);
+        }
+        if let Some(splunk) = &hooks.splunk {
+            state = state.with_splunk_token(secret("webhooks.splunk.token", &splunk.token)?);
+        }
+        if let Some(datadog) = &hooks.datadog {
+            state = state.with_datadog_secret(secret("webhooks.datadog.secret", &datadog.secret)?);
+        }
+        Ok(state)
+    }
+
+    /// Enables `POST /webhooks/bamboohr`.
+    pub fn with_bamboohr(mut self, verifier: WebhookVerifier) -> Self {
+        self.bamboohr = Some(verifier);
+        self
+    }
+
+    /// Enables `POST /webhooks/workday`, signed with this key.
+    pub fn with_workday_secret(mut self, secret: Secret) -> Self {
+        self.workday = Some(secret);
+        self
+    }
+
+    /// Enables `POST /webhooks/alerts/splunk`, authenticated with this token.
+    pub fn with_splunk_token(mut self, token: Secret) -> Self {
+        self.splunk = Some(token);
+        self
+    }
+
+    /// Enables `POST /webhooks/alerts/datadog`, authenticated with this secret.
+    pub fn with_datadog_secret(mut self, secret: Secret) -> Self {
+        self.datadog = Some(secret);
+        self
+    }
+
+    /// Replaces both sinks.
+    pub fn with_sinks(mut self, sinks: WebhookSinks) -> Self {
+        self.sinks = sinks;
+        self
+    }
+
+    /// Where the HR hooks deliver employee IDs.
+    pub fn with_hr_sink(mut self, sink: Arc<dyn HrChangeSink>) -> Self {
+        self.sinks.hr = Some(sink);
+        self
+    }
+
+    /// Where the alert hooks find their policy and create Lockdowns.
+    pub fn with_incident_sink(mut self, sink: Arc<dyn IncidentSink>) -> Self {
+        self.sinks.incident = Some(sink);
+        self
+    }
+
+    /// Larger request bodies are answered 413.
+    pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> Self {
+        self.max_body_bytes = max_body_bytes;
+        self
+    }
+}
+
+/// The routes listed in the module documentation.
+pub fn router(state: Arc<WebhookState>) -> Router {
+    let max_body_bytes = state.max_body_bytes;
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/webhooks/bamboohr", post(bamboohr))
+        .route("/webhooks/workday", post(workday))
+        .route("/webhooks/alerts/splunk", post(splunk_alert))
+        .route("/webhooks/alerts/datadog", post(datadog_alert))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
+/// finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn metrics(State(state): State<Arc<WebhookState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn healthz(State(state): State<Arc<WebhookState>>) -> Response {
+    if state.health.is_live() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the operator loop has stopped\n",
+        )
+            .into_response()
+    }
+}
+
+async fn readyz(State(state): State<Arc<WebhookState>>) -> Response {
+    match state.health.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    }
+}
+
+/// What an accepted webhook request did.
+enum HookSuccess {
+    /// HR hook: this many employees handed to the sink.
+    Accepted {
+        employees: usize,
+    },
+    Ignored {
+        reason: String,
+    },
+    Created {
+        lockdown: ObjectKey,
+    },
+    AlreadyExists {
+        lockdown: ObjectKey,
+    },
+}
+
+impl HookSuccess {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::Accepted { .. } => "accepted",
+            Self::Ignored { .. } => "ignored",
+            Self::Created { .. } => "created",
+            Self::AlreadyExists { .. } => "already_exists",
+        }
+    }
+}
+
+/// Counts the request and renders the answer.
+fn reply(
+    state: &WebhookState,
+    hook: &'static str,
+    result: Result<HookSuccess, HookError>,
+) -> Response {
+    match result {
+        Ok(success) => {
+            let outcome = success.outcome();
+            state.metrics.webhook_request(hook, outcome);
+            let lockdown_json =
+                |key: &ObjectKey| json!({"namespace": key.namespace, "name": key.name});
+            let (status, body) = match &success {
+                HookSuccess::Accepted { employees } => (
+                    StatusCode::ACCEPTED,
+                    json!({"outcome": outcome, "employees": employees}),
+                ),
+                HookSuccess::Ignored { reason } => (
+                    StatusCode::ACCEPTED,
+                    json!({"outcome": outcome, "reason": reason}),
+                ),
+                HookSuccess::Created { lockdown } => (
+                    StatusCode::CREATED,
+                    json!({"outcome": outcome, "lockdown": lockdown_json(lockdown)}),
+                ),
+                HookSuccess::AlreadyExists { lockdown } => (
+                    StatusCode::OK,
+                    json!({"outcome": outcome, "lockdown": lockdown_json(lockdown)}),
+                ),
+            };
+            (status, axum::Json(body)).into_response()
+        }
+        Err(error) => {
+            let outcome = error.label();
+            state.metrics.webhook_request(hook, outcome);
+            if matches!(
+                error,
+                HookError::Unauthenticated(_)
+                    | HookError::Unavailable
+                    | HookError::LockdownFailed(_)
+            ) {
+                tracing::warn!(hook, %error, "webhook request refused");
+            } else {
+                tracing::info!(hook, %error, "webhook request refused");
+            }
+            (
+                error.status(),
+                axum::Json(json!({"outcome": outcome, "error": error.to_string()})),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, HookError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            HookError::BodyTooLarge { limit }
+        } else {
+            HookError::UnreadableBody(rejection.body_text())
+        }
+    })
+}
+
+fn deliver_hr_change(
+    state: &WebhookState,
+    source: &'static str,
+    employee_ids: BTreeSet<String>,
+) -> Result<HookSuccess, HookError> {
+    let sink = state.sinks.hr.as_ref().ok_or(HookError::Unavailable)?;
+    let employees = employee_ids.len();
+    if employees > 0 {
+        sink.employees_changed(source, employee_ids);
+    }
+    Ok(HookSuccess::Accepted { employees })
+}
+
+async fn bamboohr(
+    State(state): State<Arc<WebhookState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = accept_bamboohr(&state, &headers, body);
+    reply(&state, "bamboohr", result)
+}
+
+fn accept_bamboohr(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<HookSuccess, HookError> {
+    let verifier = state.bamboohr.as_ref().ok_or(HookError::NotConfigured)?;
+    let body = read_body(body, state.max_body_bytes)?;
+    let notification = verifier
+        .verify(headers, &body, Utc::now())
+        .map_err(HookError::from_bamboohr)?;
+    deliver_hr_change(state, "bamboohr", notification.employee_ids())
+}
+
+async fn workday(
+    State(state): State<Arc<WebhookState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = accept_workday(&state, &headers, body);
+    reply(&state, "workday", result)
+}
+
+fn accept_workday(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<HookSuccess, HookError> {
+    let secret = state.workday.as_ref().ok_or(HookError::NotConfigured)?;
+    let body = read_body(body, state.max_body_bytes)?;
+    auth::verify_signature(secret, headers, &body)?;
+    let worker_ids = hr::parse_workday(&body)?;
+    deliver_hr_change(state, "workday", worker_ids)
+}
+
+async fn splunk_alert(
+    State(state): State<Arc<WebhookState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = accept_splunk_alert(&state, &headers, &uri, body).await;
+    reply(&state, "splunk", result)
+}
+
+async fn accept_splunk_alert(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<HookSuccess, HookError> {
+    let token = state.splunk.as_ref().ok_or(HookError::NotConfigured)?;
+    let body = read_body(body, state.max_body_bytes)?;
+    auth::verify_bearer_or_query_token(token, headers, uri)?;
+    act_on_alert(state, alerts::parse_splunk(&body)?).await
+}
+
+async fn datadog_alert(
+    State(state): State<Arc<WebhookState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = accept_datadog_alert(&state, &headers, body).await;
+    reply(&state, "datadog", result)
+}
+
+async fn accept_datadog_alert(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<HookSuccess, HookError> {
+    let secret = state.datadog.as_ref().ok_or(HookError::NotConfigured)?;
+    let body = read_body(body, state.max_body_bytes)?;
+    auth::verify_token_or_signature(secret, headers, &body)?;
+    act_on_alert(state, alerts::parse_datadog(&body)?).await
+}
+
+async fn act_on_alert(state: &WebhookState, alert: Alert) -> Result<HookSuccess, HookError> {
+    let sink = state
+        .sinks
+        .incident
+        .as_ref()
+        .ok_or(HookError::Unavailable)?;
+    let policy = sink.incident_policy().ok_or_else(|| {
+        HookError::NoIncidentPolicy(format!(
+            "no AccessPolicy in namespace {} sets incidentResponse",
+            state.operator_namespace
+        ))
+    })?;
+    let lockdown = match alert.decide(&policy, &state.operator_namespace)? {
+        AlertDecision::Ignore(reason) => return Ok(HookSuccess::Ignored { reason }),
+        AlertDecision::Lock(lockdown) => *lockdown,
+    };
+    let key = ObjectKey::new(
+        state.operator_namespace.clone(),
+        lockdown.metadata.name.clone().unwrap_or_default(),
+    );
+    match sink.create_lockdown(lockdown).await {
+        Ok(LockdownCreated::Created) => {
+            tracing::info!(lockdown = %key, "alert created a Lockdown");
+            Ok(HookSuccess::Created { lockdown: key })
+        }
+        Ok(LockdownCreated::AlreadyExists) => Ok(HookSuccess::AlreadyExists { lockdown: key }),
+        Err(error) => Err(HookError::LockdownFailed(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn secret_file(value: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        writeln!(file, "{value}").expect("write");
+        file
+    }
+
+    fn config(
+        bamboohr_key: &std::path::Path,
+        splunk_token: &std::path::Path,
+        datadog: &str,
+    ) -> OperatorConfig {
+        OperatorConfig::from_yaml_str(&format!(
+            "operatorNamespace: security
+opal:
+  token: {{env: OPAL_TOKEN}}
+hris:
+  source: bambooHr
+  companyDomain: acme
+  apiKey: {{env: BAMBOOHR_API_KEY}}
+  webhook:
+    privateKey: {{file: {}}}
+server:
+  maxBodyBytes: 2048
+webhooks:
+  splunk: {{token: {{file: {}}}}}
+  datadog: {{secret: {datadog}}}
+",
+            bamboohr_key.display(),
+            splunk_token.display(),
+        ))
+        .expect("valid config")
+    }
+
+    #[test]
+    fn from_config_reads_every_configured_credential() {
+        let bamboohr_key = secret_file("bhr-key");
+        let splunk_token = secret_file("splunk-token");
+        let datadog = secret_file("datadog-secret");
+        let state = WebhookState::from_config(
+            &config(
+                bamboohr_key.path(),
+                splunk_token.path(),
+                &format!("{{file: {}}}", datadog.path().display()),
+            ),
+            Arc::new(Metrics::new()),
+            Arc::new(Health::new()),
+            WebhookSinks::default(),
+        )
+        .expect("state");
+        assert!(state.bamboohr.is_some());
+        assert!(state.workday.is_none());
+        assert_eq!(
+            state.splunk.as_ref().map(Secret::expose),
+            Some("splunk-token")
+        );
+        assert_eq!(
+            state.datadog.as_ref().map(Secret::expose),
+            Some("datadog-secret")
+        );
+        assert_eq!(state.max_body_bytes, 2048);
+        assert_eq!(state.operator_namespace, "security");
+    }
+
+    #[test]
+    fn from_config_names_the_credential_it_cannot_read() {
+        let bamboohr_key = secret_file("bhr-key");
+        let splunk_token = secret_file("splunk-token");
+        let error = WebhookState::from_config(
+            &config(
+                bamboohr_key.path(),
+                splunk_token.path(),
+                "{env: OPAL_OPERATOR_TEST_SURELY_UNSET_DATADOG_SECRET}",
+            ),
+            Arc::new(Metrics::new()),
+            Arc::new(Health::new()),
+            WebhookSinks::default(),
+        )
+        .err()
+        .expect("unset variable");
+        assert_eq!(error.label(), "secret");
+        let message = error.to_string();
+        assert!(
+            message.contains("`webhooks.datadog.secret`")
+                && message.contains("OPAL_OPERATOR_TEST_SURELY_UNSET_DATADOG_SECRET"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn every_error_maps_to_its_status() {
+        for (error, status, label) in [
+            (HookError::NotConfigured, 404, "not_configured"),
+            (HookError::BodyTooLarge { limit: 1 }, 413, "too_large"),
+            (
+                HookError::UnreadableBody(String::new()),
+                400,
+                "unreadable_body",
+            ),
+            (
+                HookError::Unauthenticated(String::new()),
+                401,
+                "unauthorized",
+            ),
+            (HookError::Malformed(String::new()), 400, "malformed"),
+            (HookError::NoIncidentPolicy(String::new()), 422, "no_policy"),
+            (
+                HookError::SourceNotAccepted("splunk"),
+                422,
+                "source_not_accepted",
+            ),
+            (HookError::Unavailable, 503, "unavailable"),
+            (
+                HookError::LockdownFailed(String::new()),
+                503,
+                "lockdown_failed",
+            ),
+        ] {
+            assert_eq!((error.status().as_u16(), error.label()), (status, label));
+        }
+        assert!(matches!(
+            HookError::from_bamboohr(WebhookError::MalformedPayload("x".into())),
+            HookError::Malformed(_)
+        ));
+        assert!(matches!(
+            HookError::from_bamboohr(WebhookError::SignatureMismatch),
+            HookError::Unauthenticated(_)
+        ));
+    }
+}
