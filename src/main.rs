@@ -10,6 +10,7 @@ use opal_operator::report::{ReportFormat, render};
 use opal_operator::sim::opal::{
     FaultConfig, OrgFixture, RateLimitConfig, RunningOpalSim, SimConfig,
 };
+use opal_operator::telemetry::LogFormat;
 
 /// Keeps Opal access in line with the HR system, declared as Kubernetes custom resources.
 #[derive(Parser)]
@@ -76,6 +77,27 @@ struct RunArgs {
     /// Stop after this many syncs (default: run until interrupted).
     #[arg(long)]
     syncs: Option<u64>,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// Name of the leader-election Lease (in the config's operatorNamespace).
+    #[arg(long, default_value = "opal-operator")]
+    lease_name: String,
+    /// Seconds a leader's lease lasts without renewal (how long a takeover may take).
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Run as the only replica, without a Lease.
+    #[arg(long)]
+    no_leader_election: bool,
+    /// This replica's identity in the Lease and in Events (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Milliseconds to wait for more changes before planning, so a burst is one plan.
+    #[arg(long, default_value_t = 250)]
+    debounce_ms: u64,
+    /// Log line format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
 #[derive(Args)]
@@ -154,10 +176,9 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<bool> {
 }
 
 async fn run_command(args: RunArgs) -> anyhow::Result<()> {
-    let Some(dir) = args.standalone else {
-        anyhow::bail!(
-            "only `run --standalone DIR` is available in this build; the in-cluster controller is not part of it yet"
-        );
+    opal_operator::telemetry::init(args.log_format);
+    let Some(dir) = args.standalone.clone() else {
+        return run_in_cluster(args).await;
     };
     let (config, mut manifests) = load_inputs(&args.config, &dir)?;
     let sources = opal_operator::standalone::Sources::from_config(&config)?;
@@ -211,6 +232,50 @@ async fn run_command(args: RunArgs) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
     }
+}
+
+async fn run_in_cluster(args: RunArgs) -> anyhow::Result<()> {
+    let config = OperatorConfig::from_path(&args.config)?;
+    let listen = config.server.listen_address()?;
+    let sync = &config.sync;
+    let timing = opal_operator::controller::LoopTiming {
+        interval: sync.interval()?,
+        jitter_percent: u32::from(sync.jitter_percent),
+        debounce: std::time::Duration::from_millis(args.debounce_ms),
+    };
+    let identity = match args.identity {
+        Some(identity) => identity,
+        None => format!("opal-operator-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let lease_duration = std::time::Duration::from_secs(args.lease_duration_seconds.max(2));
+    let lease = (!args.no_leader_election).then(|| opal_operator::controller::LeaseSettings {
+        namespace: config.operator_namespace.clone(),
+        name: args.lease_name.clone(),
+        identity: identity.clone(),
+        duration: lease_duration,
+        grace: lease_duration / 3,
+    });
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
+    let options = opal_operator::controller::RunOptions {
+        config,
+        watch_namespace: args.watch_namespace,
+        lease,
+        listen,
+        timing,
+        identity,
+    };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminate.recv() => {},
+        }
+    };
+    opal_operator::controller::run(client, options, shutdown).await?;
+    Ok(())
 }
 
 async fn serve_simulator(args: SimArgs) -> anyhow::Result<()> {

@@ -48,11 +48,23 @@ pub struct Sources {
 
 impl Sources {
     pub fn from_config(config: &OperatorConfig) -> Result<Self, StandaloneError> {
+        Self::observed(config, None)
+    }
+
+    /// Like [`Sources::from_config`], with every Opal HTTP attempt reported to `observer`.
+    pub fn observed(
+        config: &OperatorConfig,
+        observer: Option<std::sync::Arc<dyn crate::opal::CallObserver>>,
+    ) -> Result<Self, StandaloneError> {
         let token = config.opal.token.resolve()?;
         let token = ApiToken::new(token.expose())?;
+        let mut opal = Client::builder(config.opal.client.clone(), token);
+        if let Some(observer) = observer {
+            opal = opal.observer(observer);
+        }
         Ok(Self {
             hr: HrSource::from_config(&config.hris)?,
-            opal: Client::new(config.opal.client.clone(), token)?,
+            opal: opal.build()?,
             concurrency: config.sync.concurrency,
             operator_namespace: config.operator_namespace.clone(),
             safety_defaults: config.safety_defaults.clone(),

@@ -1,0 +1,575 @@
+//! The in-cluster operator: reflectors on the four kinds shared by their controllers and the
+//! sync loop, one debounced global plan, status and Events per object, Lockdown finalizers,
+//! ReviewSchedule campaigns, leader election, and the HTTP server.
+
+mod events;
+mod leader;
+mod lockdown;
+mod objects;
+mod opal_events;
+pub mod review;
+mod schedules;
+mod status;
+mod sync;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::sync::watch;
+
+pub use leader::{Leadership, LeaseSettings};
+pub use lockdown::{FINALIZER as LOCKDOWN_FINALIZER, RECORD_KEY, STATUS_RECORD_LIMIT};
+pub use sync::{LoopTiming, SyncRequest, SyncTrigger, SyncView};
+
+use self::events::EventSink;
+use self::objects::{Kind, Stores, fingerprint, generation, key_of};
+use self::sync::SyncContext;
+use crate::config::OperatorConfig;
+use crate::crd::{AccessPolicy, Lockdown, LockdownPhase, ReviewSchedule, RoleMapping, annotations};
+use crate::metrics::Metrics;
+use crate::standalone::{Sources, StandaloneError};
+use crate::webhooks::{
+    Health, IncidentPolicy, IncidentSink, LockdownCreated, WebhookSinks, WebhookState,
+};
+
+/// Why the operator cannot start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("{0}")]
+    Sources(#[from] StandaloneError),
+    #[error("leader election: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("HTTP server on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("webhooks: {0}")]
+    Webhooks(String),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// Why one object's reconcile failed (retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    #[error("lockdown release not done yet")]
+    ReleasePending,
+    #[error("review schedule: {0}")]
+    Review(#[from] review::ReviewError),
+}
+
+impl ReconcileError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ReconcileError::Kube(_) => "kube",
+            ReconcileError::Finalizer(_) => "finalizer",
+            ReconcileError::ReleasePending => "release_pending",
+            ReconcileError::Review(error) => error.label(),
+        }
+    }
+}
+
+/// How to run the operator.
+pub struct RunOptions {
+    pub config: OperatorConfig,
+    /// Watch only this namespace (and the operator namespace's policies); all when `None`.
+    pub watch_namespace: Option<String>,
+    /// Lease to compete for; `None` runs as the only replica.
+    pub lease: Option<LeaseSettings>,
+    pub listen: SocketAddr,
+    pub timing: LoopTiming,
+    /// Identity in Events and the lease.
+    pub identity: String,
+}
+
+/// What the per-object controllers share.
+struct ReportContext {
+    kube: kube::Client,
+    views: watch::Receiver<Option<Arc<SyncView>>>,
+    trigger: SyncTrigger,
+    leadership: Leadership,
+    operator_namespace: String,
+    metrics: Arc<Metrics>,
+    opal: crate::opal::Client,
+}
+
+impl ReportContext {
+    fn view(&self) -> Option<Arc<SyncView>> {
+        self.views.borrow().clone()
+    }
+
+    /// The view when it was planned from this version of `object`; otherwise asks for a sync.
+    fn view_for<K: ResourceExt>(&self, kind: Kind, object: &K) -> Option<Arc<SyncView>> {
+        let view = self.view()?;
+        let seen = view.fingerprints.get(&(kind, key_of(object)));
+        if seen == Some(&fingerprint(object)) {
+            Some(view)
+        } else {
+            if kind == Kind::Lockdown {
+                self.trigger.request(SyncRequest::Lockdown {
+                    key: key_of(object),
+                    received: std::time::Instant::now(),
+                });
+            } else {
+                self.trigger.full(match kind {
+                    Kind::RoleMapping => "RoleMapping changed",
+                    Kind::AccessPolicy => "AccessPolicy changed",
+                    Kind::Lockdown => "Lockdown changed",
+                });
+            }
+            None
+        }
+    }
+}
+
+fn scoped_api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Starts a shared reflector: the returned store feeds the sync loop, the subscriber a
+/// controller, and the task keeps the watch running.
+fn shared_reflector<K>(
+    api: Api<K>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Arc<K>> + Send + 'static,
+    BoxFuture<'static, ()>,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store_shared(256);
+    let subscriber = writer
+        .subscribe()
+        .expect("a shared store always hands out subscribers");
+    let root = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect_shared(writer)
+        .for_each(|event| async move {
+            if let Err(error) = event {
+                tracing::warn!(%error, "watch error");
+            }
+        })
+        .boxed();
+    (reader, subscriber, root)
+}
+
+/// Runs the operator until `shutdown` resolves, serving HTTP on `options.listen`.
+pub async fn run(
+    client: kube::Client,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ControllerError> {
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| ControllerError::Listen {
+            addr: options.listen,
+            source,
+        })?;
+    run_on(client, options, listener, shutdown).await
+}
+
+/// Like [`run`], serving HTTP on an already bound `listener` (`options.listen` is ignored).
+pub async fn run_on(
+    client: kube::Client,
+    options: RunOptions,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ControllerError> {
+    let metrics = Arc::new(Metrics::new());
+    let config = options.config.clone();
+    let sources = Sources::observed(&config, Some(metrics.opal_observer()))?;
+    let operator_namespace = sources.operator_namespace.clone();
+    let namespace = options.watch_namespace.as_deref();
+
+    let (mappings, mapping_events, mapping_watch) =
+        shared_reflector(scoped_api::<RoleMapping>(&client, namespace));
+    // Policies shape the plan from the operator namespace even when another is watched.
+    let policy_api = match namespace {
+        Some(ns) if ns != operator_namespace => scoped_api::<AccessPolicy>(&client, None),
+        _ => scoped_api::<AccessPolicy>(&client, namespace),
+    };
+    let (policies, policy_events, policy_watch) = shared_reflector(policy_api);
+    let (lockdowns, lockdown_events, lockdown_watch) =
+        shared_reflector(scoped_api::<Lockdown>(&client, namespace));
+    let (schedules, schedule_events, schedule_watch) =
+        shared_reflector(scoped_api::<ReviewSchedule>(&client, namespace));
+    let stores = Stores {
+        role_mappings: mappings.clone(),
+        access_policies: policies.clone(),
+        lockdowns: lockdowns.clone(),
+        review_schedules: schedules.clone(),
+    };
+
+    let leadership = match &options.lease {
+        Some(settings) => Leadership::elect(client.clone(), settings).await?,
+        None => Leadership::sole(),
+    };
+    let health = Arc::new(Health::new());
+    let (trigger, requests) = SyncTrigger::channel();
+    let (views, view_updates) = watch::channel(None);
+    let sync_context = Arc::new(SyncContext {
+        kube: client.clone(),
+        sources,
+        stores: stores.clone(),
+        metrics: metrics.clone(),
+        events: EventSink::new(client.clone(), &options.identity),
+        views,
+    });
+
+    let incident_sink = Arc::new(KubeIncidentSink {
+        client: client.clone(),
+        policies: policies.clone(),
+        operator_namespace: operator_namespace.clone(),
+    });
+    let sinks = WebhookSinks {
+        hr: Some(Arc::new(trigger.clone())),
+        incident: Some(incident_sink),
+    };
+    let webhook_state = WebhookState::from_config(&config, metrics.clone(), health.clone(), sinks)
+        .map_err(|error| ControllerError::Webhooks(error.to_string()))?;
+    // Everything below stops by being dropped when `shutdown` resolves.
+    let server = crate::webhooks::serve(
+        listener,
+        crate::webhooks::router(Arc::new(webhook_state)),
+        std::future::pending(),
+    );
+
+    let report_context = Arc::new(ReportContext {
+        kube: client.clone(),
+        views: view_updates.clone(),
+        trigger: trigger.clone(),
+        leadership: leadership.clone(),
+        operator_namespace: operator_namespace.clone(),
+        metrics: metrics.clone(),
+        opal: sync_context.sources.opal.clone(),
+    });
+    let view_changes = || view_changes(view_updates.clone());
+    let mapping_controller = Controller::for_shared_stream(mapping_events, mappings.clone())
+        .reconcile_all_on(view_changes())
+        .run(reconcile_role_mapping, error_policy, report_context.clone())
+        .for_each(|_| async {});
+    let policy_controller = Controller::for_shared_stream(policy_events, policies.clone())
+        .reconcile_all_on(view_changes())
+        .run(
+            reconcile_access_policy,
+            error_policy,
+            report_context.clone(),
+        )
+        .for_each(|_| async {});
+    let lockdown_controller = Controller::for_shared_stream(lockdown_events, lockdowns.clone())
+        .reconcile_all_on(view_changes())
+        .run(reconcile_lockdown, error_policy, report_context.clone())
+        .for_each(|_| async {});
+    let schedule_controller = Controller::for_shared_stream(schedule_events, schedules.clone())
+        .run(schedules::reconcile, error_policy, report_context.clone())
+        .for_each(|_| async {});
+
+    let sync_loop = {
+        let stores = stores.clone();
+        let health = health.clone();
+        let leadership = leadership.clone();
+        let timing = options.timing.clone();
+        async move {
+            // Plans made before the caches fill would see no objects at all.
+            let _ = futures::join!(
+                stores.role_mappings.wait_until_ready(),
+                stores.access_policies.wait_until_ready(),
+                stores.lockdowns.wait_until_ready(),
+                stores.review_schedules.wait_until_ready(),
+            );
+            health.set_ready(true);
+            sync::run_sync_loop(sync_context, requests, leadership, timing).await;
+        }
+    };
+    let events_poll = config.sync.events_poll_interval()?;
+    let events_feed = {
+        let opal = report_context.opal.clone();
+        let trigger = trigger.clone();
+        let leadership = leadership.clone();
+        async move {
+            match events_poll {
+                Some(poll) => opal_events::follow(opal, trigger, leadership, poll).await,
+                None => std::future::pending().await,
+            }
+        }
+    };
+    let leader_gauge = {
+        let mut leadership = leadership.clone();
+        let metrics = metrics.clone();
+        async move {
+            loop {
+                metrics.set_leader(leadership.is_leader());
+                leadership.changed().await;
+            }
+        }
+    };
+
+    tokio::select! {
+        result = server => if let Err(source) = result {
+            return Err(ControllerError::Listen { addr: options.listen, source });
+        },
+        _ = async {
+            futures::join!(
+                mapping_watch,
+                policy_watch,
+                lockdown_watch,
+                schedule_watch,
+                mapping_controller,
+                policy_controller,
+                lockdown_controller,
+                schedule_controller,
+            )
+        } => {},
+        _ = sync_loop => {},
+        _ = leader_gauge => {},
+        () = events_feed => {},
+        () = shutdown => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+/// A stream that yields once per published view.
+fn view_changes(
+    updates: watch::Receiver<Option<Arc<SyncView>>>,
+) -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold(updates, |mut updates| async move {
+        updates.changed().await.ok()?;
+        Some(((), updates))
+    })
+}
+
+fn error_policy<K>(_object: Arc<K>, error: &ReconcileError, context: Arc<ReportContext>) -> Action {
+    context.metrics.reconcile_error("object", error.label());
+    match error {
+        ReconcileError::ReleasePending => Action::requeue(Duration::from_secs(1)),
+        _ => Action::requeue(Duration::from_secs(5)),
+    }
+}
+
+async fn patch_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "status": status })),
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn reconcile_role_mapping(
+    object: Arc<RoleMapping>,
+    context: Arc<ReportContext>,
+) -> Result<Action, ReconcileError> {
+    if !context.leadership.is_leader() {
+        return Ok(Action::await_change());
+    }
+    let Some(view) = context.view_for(Kind::RoleMapping, &*object) else {
+        return Ok(Action::await_change());
+    };
+    let key = key_of(&*object);
+    let paused = object
+        .annotations()
+        .get(annotations::PAUSED)
+        .map(String::as_str)
+        == Some("true");
+    let status = status::role_mapping_status(
+        &view,
+        &key,
+        generation(&*object),
+        paused,
+        object.status.as_ref(),
+        Utc::now(),
+    );
+    if object.status.as_ref() != Some(&status) {
+        let api: Api<RoleMapping> = Api::namespaced(context.kube.clone(), &key.namespace);
+        patch_status(&api, &key.name, &status).await?;
+    }
+    Ok(Action::await_change())
+}
+
+async fn reconcile_access_policy(
+    object: Arc<AccessPolicy>,
+    context: Arc<ReportContext>,
+) -> Result<Action, ReconcileError> {
+    if !context.leadership.is_leader() {
+        return Ok(Action::await_change());
+    }
+    let Some(view) = context.view_for(Kind::AccessPolicy, &*object) else {
+        return Ok(Action::await_change());
+    };
+    let key = key_of(&*object);
+    let status = status::access_policy_status(
+        &view,
+        &key,
+        generation(&*object),
+        &context.operator_namespace,
+        object.status.as_ref(),
+        Utc::now(),
+    );
+    if object.status.as_ref() != Some(&status) {
+        let api: Api<AccessPolicy> = Api::namespaced(context.kube.clone(), &key.namespace);
+        // A merge patch keeps fields it leaves out: a closed breaker must clear the held
+        // plan's hash and trip time explicitly.
+        let mut body = json!(status);
+        if let Some(breaker) = body
+            .get_mut("breaker")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            for field in ["planHash", "trippedAt"] {
+                breaker.entry(field).or_insert(serde_json::Value::Null);
+            }
+        }
+        patch_status(&api, &key.name, &body).await?;
+    }
+    Ok(Action::await_change())
+}
+
+async fn reconcile_lockdown(
+    object: Arc<Lockdown>,
+    context: Arc<ReportContext>,
+) -> Result<Action, ReconcileError> {
+    if !context.leadership.is_leader() {
+        return Ok(Action::await_change());
+    }
+    let key = key_of(&*object);
+    let api: Api<Lockdown> = Api::namespaced(context.kube.clone(), &key.namespace);
+    finalizer(&api, lockdown::FINALIZER, object, |event| async {
+        match event {
+            FinalizerEvent::Apply(object) => report_lockdown(&object, &context, &api).await,
+            FinalizerEvent::Cleanup(object) => {
+                let released = object
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == Some(LockdownPhase::Released));
+                if released {
+                    Ok(Action::await_change())
+                } else {
+                    context.trigger.full("Lockdown deleted");
+                    Err(ReconcileError::ReleasePending)
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|error| match error {
+        kube::runtime::finalizer::Error::ApplyFailed(error)
+        | kube::runtime::finalizer::Error::CleanupFailed(error) => error,
+        other => ReconcileError::Finalizer(other.to_string()),
+    })
+}
+
+async fn report_lockdown(
+    object: &Lockdown,
+    context: &ReportContext,
+    api: &Api<Lockdown>,
+) -> Result<Action, ReconcileError> {
+    let Some(view) = context.view_for(Kind::Lockdown, object) else {
+        return Ok(Action::await_change());
+    };
+    let current = object.status.clone().unwrap_or_default();
+    let status = status::lockdown_status(
+        &view,
+        &key_of(object),
+        generation(object),
+        &current,
+        Utc::now(),
+    );
+    if status != current {
+        patch_status(api, &object.name_any(), &status).await?;
+    }
+    // An active lockdown must be released when it expires, even if nothing else happens.
+    if let (Some(at), Some(LockdownPhase::Active)) = (status.expires_at, status.phase) {
+        return Ok(match (at - Utc::now()).to_std() {
+            Ok(wait) => Action::requeue(wait + Duration::from_millis(200)),
+            Err(_) => {
+                context.trigger.full("Lockdown expired");
+                Action::requeue(Duration::from_secs(5))
+            }
+        });
+    }
+    Ok(Action::await_change())
+}
+
+/// Creates Lockdowns for alerts, as the operator namespace's AccessPolicy says.
+struct KubeIncidentSink {
+    client: kube::Client,
+    policies: Store<AccessPolicy>,
+    operator_namespace: String,
+}
+
+impl IncidentSink for KubeIncidentSink {
+    fn incident_policy(&self) -> Option<IncidentPolicy> {
+        let mut candidates: Vec<_> = self
+            .policies
+            .state()
+            .into_iter()
+            .filter(|p| p.namespace().as_deref() == Some(&self.operator_namespace))
+            .filter(|p| p.spec.incident_response.is_some())
+            .collect();
+        candidates.sort_by_key(|p| p.name_any());
+        let policy = candidates.first()?;
+        Some(IncidentPolicy {
+            policy: key_of(&**policy),
+            spec: policy.spec.incident_response.clone()?,
+        })
+    }
+
+    fn create_lockdown(
+        &self,
+        lockdown: Lockdown,
+    ) -> BoxFuture<'_, Result<LockdownCreated, String>> {
+        async move {
+            let namespace = lockdown
+                .namespace()
+                .unwrap_or_else(|| self.operator_namespace.clone());
+            let api: Api<Lockdown> = Api::namespaced(self.client.clone(), &namespace);
+            match api.create(&PostParams::default(), &lockdown).await {
+                Ok(_) => Ok(LockdownCreated::Created),
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    Ok(LockdownCreated::AlreadyExists)
+                }
+                Err(error) => Err(error.to_string()),
+            }
+        }
+        .boxed()
+    }
+}
