@@ -1,0 +1,276 @@
+//! Applying the sample manifests converges Opal exactly; Ready reflects it per object; drift
+//! made straight in Opal is repaired by the next resync and shows up in Events.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::ListParams;
+use libtest_mimic::Failed;
+use opal_operator::crd::{ChangeAction, ConditionStatus, RoleMapping, TargetKind};
+use opal_operator::engine::{Cause, ObjectKey};
+
+use super::harness::{
+    InProcessOperator, OperatorOptions, Org, api, condition, events_for, eventually,
+};
+use crate::trials::{E2eTrial, TestContext};
+
+pub fn trials() -> Vec<E2eTrial> {
+    vec![
+        e2e_trial!(examples_converge_exactly_and_drift_is_repaired),
+        e2e_trial!(a_change_made_in_opal_is_repaired_from_the_events_feed),
+    ]
+}
+
+const INTERVAL: Duration = Duration::from_secs(4);
+
+async fn examples_converge_exactly_and_drift_is_repaired(ctx: TestContext) -> Result<(), Failed> {
+    let org = Org::start(&ctx.namespace, "4s").await?;
+    org.apply_manifests(&ctx.client).await?;
+    let expected = org.independent_plan(&ctx.client).await?;
+    let expected_grants = expected
+        .operations
+        .iter()
+        .filter(|op| op.action == ChangeAction::Grant)
+        .count() as u64;
+    let expected_revokes = expected
+        .operations
+        .iter()
+        .filter(|op| op.action == ChangeAction::Revoke)
+        .count() as u64;
+    if expected_grants == 0 {
+        return Err(format!(
+            "the sample org should need grants on its first sync; plan: {} operations, {} withheld, HR gate {:?}, mappings {:?}",
+            expected.operations.len(),
+            expected.withheld.len(),
+            expected.hr_gate,
+            expected.mappings.iter().map(|(k, f)| (k.to_string(), f.matched_employees, f.problems.clone())).collect::<Vec<_>>()
+        )
+        .into());
+    }
+    org.opal.reset_counters();
+
+    let operator = InProcessOperator::start(
+        &ctx.client,
+        &org,
+        OperatorOptions {
+            interval: INTERVAL,
+            lease: true,
+            identity: "e2e-converge".into(),
+        },
+    )
+    .await?;
+    let mappings_api = api::<RoleMapping>(&ctx.client, &ctx.namespace);
+    let operator_ref = &operator;
+    let mappings = eventually(
+        "every RoleMapping reports its current generation",
+        Duration::from_secs(90),
+        || {
+            let mappings_api = mappings_api.clone();
+            async move {
+                let operator = operator_ref;
+                operator_alive(operator)?;
+                let list = mappings_api.list(&ListParams::default()).await?.items;
+                let all_current = list.iter().all(|m| {
+                    m.status.as_ref().is_some_and(|s| {
+                        s.observed_generation == m.metadata.generation
+                            && condition(&s.conditions, "Ready").is_some()
+                    })
+                });
+                Ok(all_current.then_some(list))
+            }
+        },
+    )
+    .await?;
+
+    let after = org.independent_plan(&ctx.client).await?;
+    if !after.operations.is_empty() {
+        return Err(format!(
+            "Opal has not converged: {} operation(s) remain, first {:?}",
+            after.operations.len(),
+            after.operations[0]
+        )
+        .into());
+    }
+    let counters = org.opal.counters();
+    let grant_calls = counters.calls("POST /groups/{group_id}/users/{user_id}")
+        + counters.calls("POST /resources/{resource_id}/users/{user_id}");
+    let revoke_calls = counters.calls("DELETE /groups/{group_id}/users/{user_id}")
+        + counters.calls("DELETE /resources/{resource_id}/users/{user_id}");
+    if (grant_calls, revoke_calls) != (expected_grants, expected_revokes) {
+        return Err(format!(
+            "expected exactly {expected_grants} grant and {expected_revokes} revoke calls, Opal saw {grant_calls} and {revoke_calls}"
+        )
+        .into());
+    }
+
+    for mapping in &mappings {
+        let key = ObjectKey::new(&ctx.namespace, mapping.name_any());
+        let findings = after
+            .mappings
+            .get(&key)
+            .ok_or("mapping missing from the plan")?;
+        let status = mapping.status.as_ref().ok_or("no status")?;
+        let ready = condition(&status.conditions, "Ready").ok_or("no Ready")?;
+        let should_be_ready =
+            findings.problems.is_empty() && findings.to_grant + findings.to_revoke == 0;
+        let is_ready = ready.status == ConditionStatus::True;
+        if is_ready != should_be_ready {
+            return Err(format!(
+                "{key}: Ready is {:?} ({}: {}) but the plan says ready={should_be_ready}",
+                ready.status, ready.reason, ready.message
+            )
+            .into());
+        }
+        if ready.observed_generation != mapping.metadata.generation {
+            return Err(format!("{key}: Ready condition is from an older generation").into());
+        }
+        if usize::try_from(status.desired_grants).ok() != Some(findings.desired_grants) {
+            return Err(format!(
+                "{key}: status says {} desired grants, the plan {}",
+                status.desired_grants, findings.desired_grants
+            )
+            .into());
+        }
+    }
+
+    // Drift: take away one membership the operator granted.
+    let granted = expected
+        .operations
+        .iter()
+        .find(|op| {
+            op.action == ChangeAction::Grant
+                && op.kind == TargetKind::Group
+                && matches!(op.cause, Cause::Mapping(_))
+        })
+        .ok_or("no group grant in the first plan")?;
+    let Cause::Mapping(owner) = &granted.cause else {
+        return Err("unreachable: filtered on Mapping".into());
+    };
+    let state = org.opal.state();
+    if !state.remove_group_member(
+        &granted.target_id,
+        &granted.user_id,
+        &granted.access_level_remote_id,
+    ) {
+        return Err("the granted membership is not in the simulator".into());
+    }
+    let repaired_within = INTERVAL * 3 + Duration::from_secs(10);
+    eventually(
+        "the removed membership is granted again",
+        repaired_within,
+        || async {
+            operator_alive(&operator)?;
+            Ok(state
+                .group_members(&granted.target_id)
+                .iter()
+                .any(|m| m.user_id == granted.user_id)
+                .then_some(()))
+        },
+    )
+    .await?;
+    let owner_object = mappings_api.get(&owner.name).await?;
+    eventually(
+        "a Granted Event names the repaired grant",
+        Duration::from_secs(20),
+        || {
+            let client = ctx.client.clone();
+            let owner_object = owner_object.clone();
+            let email = granted.user_email.clone();
+            async move {
+                let events = events_for(&client, &owner_object).await?;
+                Ok(events
+                    .iter()
+                    .any(|(reason, note)| reason == "Granted" && note.contains(&email))
+                    .then_some(()))
+            }
+        },
+    )
+    .await?;
+    let final_plan = org.independent_plan(&ctx.client).await?;
+    if !final_plan.operations.is_empty() {
+        return Err("Opal drifted again after the repair".into());
+    }
+    operator.stop().await
+}
+
+/// With a resync interval far away, only the events feed can explain a quick repair of a
+/// membership someone removed through Opal's API.
+async fn a_change_made_in_opal_is_repaired_from_the_events_feed(
+    ctx: TestContext,
+) -> Result<(), Failed> {
+    let org = Org::start(&ctx.namespace, "10m").await?;
+    org.apply_manifests(&ctx.client).await?;
+    let expected = org.independent_plan(&ctx.client).await?;
+    let operator = InProcessOperator::start(
+        &ctx.client,
+        &org,
+        OperatorOptions {
+            interval: Duration::from_secs(600),
+            lease: false,
+            identity: "e2e-events".into(),
+        },
+    )
+    .await?;
+    eventually(
+        "the first sync converges Opal",
+        Duration::from_secs(90),
+        || async {
+            operator.check_running()?;
+            Ok(org
+                .independent_plan(&ctx.client)
+                .await?
+                .operations
+                .is_empty()
+                .then_some(()))
+        },
+    )
+    .await?;
+    let granted = expected
+        .operations
+        .iter()
+        .find(|op| {
+            op.action == ChangeAction::Grant
+                && op.kind == TargetKind::Group
+                && matches!(op.cause, Cause::Mapping(_))
+        })
+        .ok_or("no group grant in the first plan")?;
+    // A person removes the membership through Opal's API, which records an audit event.
+    let admin = opal_operator::opal::Client::new(
+        opal_operator::opal::ClientConfig {
+            base_url: org.opal.base_url(),
+            ..Default::default()
+        },
+        opal_operator::opal::ApiToken::new(org.opal.token())?,
+    )?;
+    let level = Some(granted.access_level_remote_id.as_str()).filter(|l| !l.is_empty());
+    admin
+        .revoke_group_user(&granted.target_id, &granted.user_id, level)
+        .await?;
+    let reads_before = org.opal.counters().calls("GET /groups/{group_id}/users");
+    let state = org.opal.state();
+    eventually(
+        "the membership is granted again",
+        Duration::from_secs(20),
+        || async {
+            operator.check_running()?;
+            Ok(state
+                .group_members(&granted.target_id)
+                .iter()
+                .any(|m| m.user_id == granted.user_id)
+                .then_some(()))
+        },
+    )
+    .await?;
+    // Targeted: only the changed group was listed again, not every governed target.
+    let reads = org.opal.counters().calls("GET /groups/{group_id}/users") - reads_before;
+    if reads > 3 {
+        return Err(
+            format!("the repair listed {reads} groups; only the changed one was needed").into(),
+        );
+    }
+    operator.stop().await
+}
+
+fn operator_alive(operator: &InProcessOperator) -> Result<(), Failed> {
+    operator.check_running()
+}

@@ -1,0 +1,25 @@
+//! The operator running against the simulators and the real apiserver: convergence, drift
+//! repair, HR changes, lockdowns, Observe/pause/breaker, leader election, webhooks, metrics.
+
+pub mod harness;
+
+mod converge;
+mod hr_changes;
+mod leader;
+mod review;
+mod webhooks;
+
+use super::E2eTrial;
+
+pub fn trials() -> Vec<E2eTrial> {
+    [
+        converge::trials(),
+        leader::trials(),
+        review::trials(),
+        hr_changes::trials(),
+        webhooks::trials(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
