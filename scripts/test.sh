@@ -39,6 +39,11 @@ cargo fmt --version >/dev/null 2>&1 || run rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || run rustup component add clippy
 # Prints the directory holding etcd and kube-apiserver, where tests/e2e.rs finds them too.
 run bash scripts/install-e2e-deps.sh
+# helm for the chart checks (tests/e2e/chart.rs): built once from the Go module proxy at a
+# pinned version and cached next to kube-apiserver; the tests find it through this variable.
+echo "+ bash scripts/install-helm.sh"
+OPAL_OPERATOR_HELM="$(bash scripts/install-helm.sh)"
+export OPAL_OPERATOR_HELM
 # A real SMTP server (Debian's python3-aiosmtpd) for the email tests.
 run bash scripts/notify-test-deps.sh
 

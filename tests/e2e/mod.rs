@@ -28,16 +28,24 @@ macro_rules! e2e_trial {
     };
 }
 
+mod chart;
 mod cluster;
 mod crds;
 mod kinds;
+mod operator;
 
 /// Every registered trial, in the order they are listed.
 pub fn all() -> Vec<E2eTrial> {
-    [cluster::trials(), crds::trials(), kinds::trials()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        cluster::trials(),
+        crds::trials(),
+        kinds::trials(),
+        chart::trials(),
+        operator::trials(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Label put on every trial's namespace, valued with the trial's name.
