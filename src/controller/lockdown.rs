@@ -42,6 +42,8 @@ pub enum RecordError {
 #[derive(Debug, Default)]
 pub struct RestoreReport {
     pub restored: usize,
+    /// The grants that are back.
+    pub restored_grants: Vec<RevokedGrant>,
     /// Grants not restored, with why (terminated in HR, still locked, expired).
     pub skipped: Vec<String>,
     pub failures: Vec<String>,
@@ -204,12 +206,26 @@ pub async fn note_progress(
         let Some(findings) = confirmation.lockdowns.get(&input.key) else {
             continue;
         };
-        let Some(object) = context.stores.lockdown(&input.key) else {
+        let cached_phase = context
+            .stores
+            .lockdown(&input.key)
+            .and_then(|o| o.status.as_ref().and_then(|s| s.phase));
+        if !findings.active || findings.to_revoke > 0 || cached_phase == Some(LockdownPhase::Active)
+        {
             continue;
+        }
+        let api: Api<Lockdown> = Api::namespaced(context.kube.clone(), &input.key.namespace);
+        // The cache may lag this sync's own record write; the activation is decided (and
+        // announced) once, from the object as stored.
+        let object = match api.get(&input.key.name).await {
+            Ok(object) => object,
+            Err(error) => {
+                tracing::warn!(lockdown = %input.key, %error, "cannot read lockdown");
+                continue;
+            }
         };
         let status = object.status.clone().unwrap_or_default();
-        if !findings.active || findings.to_revoke > 0 || status.phase == Some(LockdownPhase::Active)
-        {
+        if status.phase == Some(LockdownPhase::Active) {
             continue;
         }
         let created = object.meta().creation_timestamp.as_ref().map(|t| t.0);
@@ -237,13 +253,16 @@ pub async fn note_progress(
             .await
         {
             Ok(_) => {
+                if let Some(notifier) = &context.notifier {
+                    notifier.lockdown_activated(&object, &input.key, &status.revoked, now);
+                }
                 if let Some(ms) = elapsed_ms {
                     context
                         .metrics
                         .observe_time_to_revoke("lockdown", ms as f64 / 1000.0);
                 }
                 context.events.normal(
-                    &*object,
+                    &object,
                     "Active",
                     "Lockdown",
                     format!(
@@ -312,13 +331,18 @@ pub async fn release(
         }
     });
     let api: Api<Lockdown> = Api::namespaced(context.kube.clone(), &key.namespace);
-    if let Err(error) = api
+    match api
         .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        report
+        Ok(_) => {
+            if let Some(notifier) = &context.notifier {
+                notifier.lockdown_released(lockdown, &key, &report.restored_grants, now);
+            }
+        }
+        Err(error) => report
             .failures
-            .push(format!("cannot mark released: {error}"));
+            .push(format!("cannot mark released: {error}")),
     }
     report
 }
@@ -386,7 +410,7 @@ async fn restore(
         }
     }
     let opal = &context.sources.opal;
-    let results: Vec<Result<(), String>> = stream::iter(due)
+    let results: Vec<Result<RevokedGrant, String>> = stream::iter(due)
         .map(|grant| async move {
             // A time-bound grant comes back with the time it had left.
             let duration_minutes = grant
@@ -408,14 +432,19 @@ async fn restore(
                     .await
                     .map(|_| ()),
             };
-            result.map_err(|error| format!("{} → {}: {error}", grant.email, grant.target_name))
+            result
+                .map(|()| grant.clone())
+                .map_err(|error| format!("{} → {}: {error}", grant.email, grant.target_name))
         })
         .buffer_unordered(context.sources.concurrency.max(1))
         .collect()
         .await;
     for result in results {
         match result {
-            Ok(()) => report.restored += 1,
+            Ok(grant) => {
+                report.restored += 1;
+                report.restored_grants.push(grant);
+            }
             Err(message) => report.failures.push(message),
         }
     }

@@ -5,6 +5,7 @@
 mod events;
 mod leader;
 mod lockdown;
+mod notifications;
 mod objects;
 mod opal_events;
 pub mod review;
@@ -62,6 +63,8 @@ pub enum ControllerError {
     Webhooks(String),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("notifications: {0}")]
+    Notify(#[from] crate::notify::NotifyError),
 }
 
 /// Why one object's reconcile failed (retried with backoff).
@@ -239,6 +242,15 @@ pub async fn run_on(
     let health = Arc::new(Health::new());
     let (trigger, requests) = SyncTrigger::channel();
     let (views, view_updates) = watch::channel(None);
+    let notifier = match &config.notify {
+        Some(notify) => {
+            let secrets = notifications::NamespaceSecrets::new(client.clone(), &operator_namespace);
+            Some(Arc::new(
+                notifications::Notifier::start(notify, &secrets, &metrics).await?,
+            ))
+        }
+        None => None,
+    };
     let sync_context = Arc::new(SyncContext {
         kube: client.clone(),
         sources,
@@ -246,6 +258,7 @@ pub async fn run_on(
         metrics: metrics.clone(),
         events: EventSink::new(client.clone(), &options.identity),
         views,
+        notifier,
     });
 
     let incident_sink = Arc::new(KubeIncidentSink {

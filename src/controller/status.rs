@@ -283,6 +283,18 @@ pub fn access_policy_status(
         (true, "ReconcileSuccess", String::new())
     };
     conditions.set(condition_types::SYNCED, synced, reason, message);
+    if let (true, Some(degraded)) = (in_operator_namespace, &view.notifications) {
+        conditions.set(
+            condition_types::NOTIFICATIONS_DEGRADED,
+            degraded.is_some(),
+            if degraded.is_some() {
+                "ChannelFailing"
+            } else {
+                "ChannelsHealthy"
+            },
+            degraded.clone().unwrap_or_default(),
+        );
+    }
     let breaker_status = in_operator_namespace.then(|| BreakerStatus {
         state: if held {
             BreakerState::Tripped
@@ -432,6 +444,7 @@ mod tests {
             hr_error: None,
             error: None,
             breaker_tripped_at: None,
+            notifications: None,
         }
     }
 

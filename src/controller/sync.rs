@@ -115,6 +115,8 @@ pub struct SyncView {
     pub error: Option<SyncFailure>,
     /// When the breaker first tripped on the current held plan.
     pub breaker_tripped_at: Option<DateTime<Utc>>,
+    /// `None` without notification channels; otherwise why they are degraded, if they are.
+    pub notifications: Option<Option<String>>,
 }
 
 /// A sync that could not complete.
@@ -132,6 +134,7 @@ pub struct SyncContext {
     pub metrics: Arc<Metrics>,
     pub events: EventSink,
     pub views: watch::Sender<Option<Arc<SyncView>>>,
+    pub notifier: super::notifications::SharedNotifier,
 }
 
 /// Last full read of HR and Opal, refreshed in place by targeted syncs.
@@ -544,6 +547,17 @@ async fn apply(
         .apply(&operations)
         .await;
     observe_time_to_revoke(context, &execution, batch, started, only.is_some());
+    if let (Some(notifier), HrState::Snapshot(employees) | HrState::Incomplete { employees, .. }) =
+        (&context.notifier, &world.hr)
+    {
+        notifier.offboarded(
+            &execution,
+            &inputs.policies,
+            &sources.operator_namespace,
+            employees,
+            now,
+        );
+    }
 
     let mut restores = Vec::new();
     if only.is_none() {
@@ -631,7 +645,15 @@ async fn apply(
         hr_error,
         error: None,
         breaker_tripped_at,
+        notifications: notification_health(context),
     }
+}
+
+fn notification_health(context: &SyncContext) -> Option<Option<String>> {
+    context
+        .notifier
+        .as_ref()
+        .map(|notifier| notifier.degraded())
 }
 
 async fn confirm(
@@ -903,6 +925,7 @@ fn view_with_error(state: &LoopState, inputs: &Inputs, failure: SyncFailure) -> 
         hr_error: previous.and_then(|v| v.hr_error.clone()),
         error: Some(failure),
         breaker_tripped_at: previous.and_then(|v| v.breaker_tripped_at),
+        notifications: previous.and_then(|v| v.notifications.clone()),
     }
 }
 
