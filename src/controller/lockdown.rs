@@ -410,6 +410,11 @@ async fn restore(
         }
     }
     let opal = &context.sources.opal;
+    for grant in &due {
+        context
+            .own_writes
+            .record(grant.kind, &grant.target_id, &grant.user_id, true);
+    }
     let results: Vec<Result<RevokedGrant, String>> = stream::iter(due)
         .map(|grant| async move {
             // A time-bound grant comes back with the time it had left.

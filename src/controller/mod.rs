@@ -130,7 +130,6 @@ impl ReportContext {
             if kind == Kind::Lockdown {
                 self.trigger.request(SyncRequest::Lockdown {
                     key: key_of(object),
-                    received: std::time::Instant::now(),
                 });
             } else {
                 self.trigger.full(match kind {
@@ -251,6 +250,7 @@ pub async fn run_on(
         }
         None => None,
     };
+    let own_writes = opal_events::OwnWrites::default();
     let sync_context = Arc::new(SyncContext {
         kube: client.clone(),
         sources,
@@ -259,6 +259,7 @@ pub async fn run_on(
         events: EventSink::new(client.clone(), &options.identity),
         views,
         notifier,
+        own_writes: own_writes.clone(),
     });
 
     let incident_sink = Arc::new(KubeIncidentSink {
@@ -333,7 +334,9 @@ pub async fn run_on(
         let leadership = leadership.clone();
         async move {
             match events_poll {
-                Some(poll) => opal_events::follow(opal, trigger, leadership, poll).await,
+                Some(poll) => {
+                    opal_events::follow(opal, trigger, leadership, own_writes, poll).await
+                }
                 None => std::future::pending().await,
             }
         }

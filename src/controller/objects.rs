@@ -51,6 +51,9 @@ pub struct Inputs {
     pub fingerprints: BTreeMap<(Kind, ObjectKey), String>,
     /// Lockdowns that are being deleted or have expired, whose release is still to be done.
     pub releasing: Vec<Lockdown>,
+    /// When expiry was judged for `releasing`; plans from these inputs use the same moment,
+    /// so a lockdown never expires in the plan without being released in the same sync.
+    pub at: DateTime<Utc>,
 }
 
 impl Stores {
@@ -114,7 +117,17 @@ impl Stores {
             lockdowns,
             fingerprints,
             releasing,
+            at: now,
         }
+    }
+
+    /// UIDs of the lockdowns in the cache.
+    pub fn lockdown_uids(&self) -> std::collections::BTreeSet<String> {
+        self.lockdowns
+            .state()
+            .iter()
+            .filter_map(|l| l.metadata.uid.clone())
+            .collect()
     }
 
     pub fn lockdown(&self, key: &ObjectKey) -> Option<std::sync::Arc<Lockdown>> {

@@ -40,7 +40,7 @@ pub enum SyncRequest {
         received: Instant,
     },
     /// A lockdown appeared or changed.
-    Lockdown { key: ObjectKey, received: Instant },
+    Lockdown { key: ObjectKey },
     /// Opal's events feed says these targets' memberships changed.
     Targets {
         targets: BTreeSet<(TargetKind, String)>,
@@ -135,6 +135,8 @@ pub struct SyncContext {
     pub events: EventSink,
     pub views: watch::Sender<Option<Arc<SyncView>>>,
     pub notifier: super::notifications::SharedNotifier,
+    /// What this operator changed, so the events feed does not re-read it.
+    pub own_writes: super::opal_events::OwnWrites,
 }
 
 /// Last full read of HR and Opal, refreshed in place by targeted syncs.
@@ -148,6 +150,9 @@ struct LoopState {
     cache: Option<Cache>,
     last_good_employee_count: Option<usize>,
     last_view: Option<Arc<SyncView>>,
+    /// UIDs of lockdowns this process released whose `Released` phase the cache may not show
+    /// yet: released once, never restored twice.
+    released: BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -182,9 +187,8 @@ impl Batch {
                 self.employees.extend(ids);
                 self.note(received);
             }
-            SyncRequest::Lockdown { key, received } => {
+            SyncRequest::Lockdown { key } => {
                 self.lockdowns.insert(key);
-                self.note(received);
             }
             SyncRequest::Targets { targets } => self.targets.extend(targets),
         }
@@ -206,6 +210,7 @@ pub async fn run_sync_loop(
         cache: None,
         last_good_employee_count: None,
         last_view: None,
+        released: BTreeSet::new(),
     };
     let mut next_full = tokio::time::Instant::now();
     loop {
@@ -255,6 +260,14 @@ pub async fn run_sync_loop(
             .reconcile_finished("sync", success, started.elapsed());
         if let Some(error) = &view.error {
             context.metrics.reconcile_error("sync", error.reason);
+            let repeated = state
+                .last_view
+                .as_ref()
+                .and_then(|v| v.error.as_ref())
+                .is_some_and(|last| last.message == error.message);
+            if !repeated {
+                publish_sync_error(&context, error);
+            }
         }
         let view = Arc::new(view);
         state.last_view = Some(view.clone());
@@ -341,6 +354,7 @@ async fn full_sync(context: &SyncContext, state: &mut LoopState, batch: &Batch) 
         sources.safety_defaults.as_ref(),
         now,
     );
+    context.own_writes.full_read(Utc::now());
     let hr = read_hr(sources).await;
     let scope = observation_scope(context, &inputs, &hr);
     let opal = match observe_opal(&sources.opal, &scope, sources.concurrency).await {
@@ -531,7 +545,7 @@ async fn apply(
 ) -> SyncView {
     let now = Utc::now();
     let sources = &context.sources;
-    let first = plan(&world, now);
+    let first = plan(&world, inputs.at);
     if let (HrState::Snapshot(employees), None) = (&world.hr, &first.hr_gate) {
         state.last_good_employee_count = Some(employees.len());
     }
@@ -543,10 +557,19 @@ async fn apply(
         .collect();
 
     record_lockdown_revocations(context, &world, &operations).await;
+    // Noted before the calls: their audit events can be listed while the rest still run.
+    for op in &operations {
+        context.own_writes.record(
+            op.kind,
+            &op.target_id,
+            &op.user_id,
+            op.action == ChangeAction::Grant,
+        );
+    }
     let execution = Executor::new(sources.opal.clone(), sources.concurrency)
         .apply(&operations)
         .await;
-    observe_time_to_revoke(context, &execution, batch, started, only.is_some());
+    observe_time_to_revoke(context, &execution, batch, started);
     if let (Some(notifier), HrState::Snapshot(employees) | HrState::Incomplete { employees, .. }) =
         (&context.notifier, &world.hr)
     {
@@ -582,8 +605,17 @@ async fn apply(
                 )
             })
             .collect();
+        let present = context.stores.lockdown_uids();
+        state.released.retain(|uid| present.contains(uid));
         for releasing in &inputs.releasing {
+            let uid = releasing.metadata.uid.clone().unwrap_or_default();
+            if state.released.contains(&uid) {
+                continue;
+            }
             let report = lockdown::release(context, releasing, &world, inputs, &granted, now).await;
+            if report.failures.is_empty() {
+                state.released.insert(uid);
+            }
             restores.push((releasing.clone(), report));
         }
     }
@@ -601,7 +633,7 @@ async fn apply(
     } else {
         world
     };
-    let confirmation = plan(&confirmed_world, now);
+    let confirmation = plan(&confirmed_world, inputs.at);
     lockdown::note_progress(context, inputs, &confirmation, now).await;
     publish_events(context, &first, &execution, &restores, &confirmed_world);
     record_metrics(context, &first, &confirmation, &execution);
@@ -740,7 +772,6 @@ fn observe_time_to_revoke(
     execution: &ExecutionReport,
     batch: &Batch,
     started: Instant,
-    targeted: bool,
 ) {
     let revoked = execution.outcomes.iter().any(|(op, outcome)| {
         op.action == ChangeAction::Revoke
@@ -750,8 +781,11 @@ fn observe_time_to_revoke(
     if !revoked {
         return;
     }
-    let (trigger, since) = match (targeted, batch.earliest) {
-        (true, Some(received)) => ("webhook", received),
+    // From the HR hook's arrival when one asked for this sync; otherwise from the sync's
+    // start (a resync, or Opal's events feed).
+    let (trigger, since) = match batch.earliest {
+        Some(received) if !batch.employees.is_empty() => ("webhook", received),
+        _ if batch.full.is_none() && !batch.targets.is_empty() => ("opal_events", started),
         _ => ("poll", started),
     };
     context
@@ -1075,6 +1109,24 @@ fn publish_events(
                     ),
                 );
             }
+        }
+    }
+}
+
+/// A sync that could not complete, as a Warning on every RoleMapping and on the operator
+/// namespace's AccessPolicies (once per distinct error).
+fn publish_sync_error(context: &SyncContext, error: &SyncFailure) {
+    for mapping in context.stores.role_mappings.state() {
+        context
+            .events
+            .warning(&*mapping, error.reason, "Sync", error.message.clone());
+    }
+    for policy in context.stores.access_policies.state() {
+        if policy.metadata.namespace.as_deref() == Some(context.sources.operator_namespace.as_str())
+        {
+            context
+                .events
+                .warning(&*policy, error.reason, "Sync", error.message.clone());
         }
     }
 }
