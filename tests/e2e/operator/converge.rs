@@ -10,7 +10,8 @@ use opal_operator::crd::{ChangeAction, ConditionStatus, RoleMapping, TargetKind}
 use opal_operator::engine::{Cause, ObjectKey};
 
 use super::harness::{
-    InProcessOperator, OperatorOptions, Org, api, condition, events_for, eventually,
+    InProcessOperator, OperatorOptions, Org, accepted_membership_writes, api, condition,
+    events_for, eventually,
 };
 use crate::trials::{E2eTrial, TestContext};
 
@@ -91,11 +92,7 @@ async fn examples_converge_exactly_and_drift_is_repaired(ctx: TestContext) -> Re
         )
         .into());
     }
-    let counters = org.opal.counters();
-    let grant_calls = counters.calls("POST /groups/{group_id}/users/{user_id}")
-        + counters.calls("POST /resources/{resource_id}/users/{user_id}");
-    let revoke_calls = counters.calls("DELETE /groups/{group_id}/users/{user_id}")
-        + counters.calls("DELETE /resources/{resource_id}/users/{user_id}");
+    let (grant_calls, revoke_calls) = accepted_membership_writes(&org.opal.counters());
     if (grant_calls, revoke_calls) != (expected_grants, expected_revokes) {
         return Err(format!(
             "expected exactly {expected_grants} grant and {expected_revokes} revoke calls, Opal saw {grant_calls} and {revoke_calls}"

@@ -57,6 +57,15 @@ impl Org {
     /// Starts the simulators seeded with the sample org and writes a config for `namespace`
     /// with the given sync interval (a Go duration).
     pub async fn start(namespace: &str, interval: &str) -> Result<Self, Failed> {
+        Self::start_with(namespace, interval, None).await
+    }
+
+    /// Like [`Org::start`], with a `notify` section in the config.
+    pub async fn start_with(
+        namespace: &str,
+        interval: &str,
+        notify: Option<Value>,
+    ) -> Result<Self, Failed> {
         let sample = sample_org_dir();
         let fixture = OrgFixture::from_path(sample.join("opal-org.yaml"))
             .map_err(|e| to_failed("Opal fixture")(e.to_string()))?;
@@ -99,6 +108,10 @@ impl Org {
             "server": { "listen": "127.0.0.1:0", "maxBodyBytes": 65536 },
             "webhooks": { "splunk": { "token": { "file": splunk_token } } },
         });
+        let mut config = config;
+        if let Some(notify) = notify {
+            config["notify"] = notify;
+        }
         let config_text =
             serde_yaml::to_string(&config).map_err(|e| to_failed("config YAML")(e.to_string()))?;
         let config_path = write("config.yaml", &config_text)?;
@@ -593,6 +606,28 @@ pub fn membership_writes(counters: &opal_operator::sim::opal::CounterSnapshot) -
     let revokes = counters.calls("DELETE /groups/{group_id}/users/{user_id}")
         + counters.calls("DELETE /resources/{resource_id}/users/{user_id}");
     (grants, revokes)
+}
+
+/// Membership writes Opal acted on or refused for good — every answer but a 429 or a 5xx,
+/// which the client retries — as (grants, revokes). A write made twice shows up here, a
+/// retried throttled one does not.
+pub fn accepted_membership_writes(
+    counters: &opal_operator::sim::opal::CounterSnapshot,
+) -> (u64, u64) {
+    let accepted = |route: &str| {
+        counters
+            .by_route_status
+            .iter()
+            .filter(|((r, status), _)| r == route && *status != 429 && *status < 500)
+            .map(|(_, count)| *count)
+            .sum::<u64>()
+    };
+    (
+        accepted("POST /groups/{group_id}/users/{user_id}")
+            + accepted("POST /resources/{resource_id}/users/{user_id}"),
+        accepted("DELETE /groups/{group_id}/users/{user_id}")
+            + accepted("DELETE /resources/{resource_id}/users/{user_id}"),
+    )
 }
 
 /// Waits until every RoleMapping in the namespace shows a status computed from its current

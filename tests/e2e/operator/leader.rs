@@ -13,7 +13,7 @@ use opal_operator::crd::{ChangeAction, TargetKind};
 use opal_operator::engine::Cause;
 use tokio::process::{Child, Command};
 
-use super::harness::{Org, eventually};
+use super::harness::{Org, accepted_membership_writes, eventually};
 use crate::trials::{E2eTrial, TestContext};
 
 pub fn trials() -> Vec<E2eTrial> {
@@ -42,13 +42,7 @@ fn spawn_operator(ctx: &TestContext, org: &Org, identity: &str) -> Result<Child,
 }
 
 fn write_calls(org: &Org) -> (u64, u64) {
-    let counters = org.opal.counters();
-    (
-        counters.calls("POST /groups/{group_id}/users/{user_id}")
-            + counters.calls("POST /resources/{resource_id}/users/{user_id}"),
-        counters.calls("DELETE /groups/{group_id}/users/{user_id}")
-            + counters.calls("DELETE /resources/{resource_id}/users/{user_id}"),
-    )
+    accepted_membership_writes(&org.opal.counters())
 }
 
 async fn holder(leases: &Api<Lease>) -> Result<Option<String>, Failed> {

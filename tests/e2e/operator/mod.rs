@@ -6,7 +6,10 @@ pub mod harness;
 mod converge;
 mod hr_changes;
 mod leader;
+mod lockdown;
+mod notify;
 mod review;
+mod safety;
 mod webhooks;
 
 use super::E2eTrial;
@@ -16,6 +19,9 @@ pub fn trials() -> Vec<E2eTrial> {
         converge::trials(),
         leader::trials(),
         review::trials(),
+        lockdown::trials(),
+        notify::trials(),
+        safety::trials(),
         hr_changes::trials(),
         webhooks::trials(),
     ]
