@@ -10,7 +10,7 @@ use opal_operator::crd::{ChangeAction, ConditionStatus, RoleMapping, TargetKind}
 use opal_operator::engine::{Cause, ObjectKey};
 
 use super::harness::{
-    InProcessOperator, OperatorOptions, Org, accepted_membership_writes, api, condition,
+    InProcessOperator, OperatorOptions, Org, accepted_membership_writes, api, condition, converged,
     events_for, eventually,
 };
 use crate::trials::{E2eTrial, TestContext};
@@ -51,7 +51,7 @@ async fn examples_converge_exactly_and_drift_is_repaired(ctx: TestContext) -> Re
     org.opal.reset_counters();
 
     let operator = InProcessOperator::start(
-        &ctx.client,
+        &ctx,
         &org,
         OperatorOptions {
             interval: INTERVAL,
@@ -199,7 +199,7 @@ async fn a_change_made_in_opal_is_repaired_from_the_events_feed(
     org.apply_manifests(&ctx.client).await?;
     let expected = org.independent_plan(&ctx.client).await?;
     let operator = InProcessOperator::start(
-        &ctx.client,
+        &ctx,
         &org,
         OperatorOptions {
             interval: Duration::from_secs(600),
@@ -208,20 +208,8 @@ async fn a_change_made_in_opal_is_repaired_from_the_events_feed(
         },
     )
     .await?;
-    eventually(
-        "the first sync converges Opal",
-        Duration::from_secs(90),
-        || async {
-            operator.check_running()?;
-            Ok(org
-                .independent_plan(&ctx.client)
-                .await?
-                .operations
-                .is_empty()
-                .then_some(()))
-        },
-    )
-    .await?;
+    // Converged and reported: the first sync, its confirming read included, is over.
+    converged(&ctx.client, &org, &operator, Duration::from_secs(90)).await?;
     let granted = expected
         .operations
         .iter()

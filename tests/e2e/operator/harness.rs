@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::support::crds::apply_crds;
+use crate::trials::TestContext;
 
 /// The sample org shipped in `examples/demo`.
 pub fn sample_org_dir() -> PathBuf {
@@ -249,12 +250,47 @@ pub struct OperatorOptions {
     pub identity: String,
 }
 
+/// Set to `chart` to run the operator as the Helm chart's ServiceAccount (its RBAC, a
+/// TokenRequest token) instead of as cluster admin, so a verb the chart lacks fails a trial.
+pub const IDENTITY_ENV: &str = "OPAL_OPERATOR_E2E_IDENTITY";
+
+/// The client the operator runs with: admin, or the chart's ServiceAccount (watching only the
+/// trial namespace) when [`IDENTITY_ENV`] says `chart`. `chart_values` are extra `helm`
+/// arguments, e.g. config that names a Secret the chart must let the operator read.
+async fn operator_client(ctx: &TestContext, chart_values: &[String]) -> Result<Client, Failed> {
+    if std::env::var(IDENTITY_ENV).as_deref() != Ok("chart") {
+        return Ok(ctx.client.clone());
+    }
+    let helm = crate::trials::chart::Helm::locate()?
+        .ok_or("the chart identity needs helm (OPAL_OPERATOR_HELM)")?;
+    let mut values = vec![
+        "--set".to_owned(),
+        format!("watchNamespace={}", ctx.namespace),
+    ];
+    values.extend(chart_values.iter().cloned());
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    let identity = crate::trials::chart::chart_service_account_client(ctx, &helm, &values).await?;
+    Ok(identity.client)
+}
+
 impl InProcessOperator {
+    /// Starts the operator for the trial `ctx` (admin, or the chart's identity; see
+    /// [`IDENTITY_ENV`]).
     pub async fn start(
-        client: &Client,
+        ctx: &TestContext,
         org: &Org,
         options: OperatorOptions,
     ) -> Result<Self, Failed> {
+        Self::start_with_chart_values(ctx, org, options, &[]).await
+    }
+
+    pub async fn start_with_chart_values(
+        ctx: &TestContext,
+        org: &Org,
+        options: OperatorOptions,
+        chart_values: &[String],
+    ) -> Result<Self, Failed> {
+        let client = &operator_client(ctx, chart_values).await?;
         let config = org.config()?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

@@ -90,7 +90,7 @@ async fn role_change_and_termination_by_webhook(ctx: TestContext) -> Result<(), 
     let org = Org::start(&ctx.namespace, "10m").await?;
     org.apply_manifests(&ctx.client).await?;
     let operator = InProcessOperator::start(
-        &ctx.client,
+        &ctx,
         &org,
         OperatorOptions {
             interval: LONG_INTERVAL,
@@ -247,7 +247,7 @@ async fn termination_by_polling(ctx: TestContext) -> Result<(), Failed> {
     let org = Org::start(&ctx.namespace, "3s").await?;
     org.apply_manifests(&ctx.client).await?;
     let operator = InProcessOperator::start(
-        &ctx.client,
+        &ctx,
         &org,
         OperatorOptions {
             interval: INTERVAL,

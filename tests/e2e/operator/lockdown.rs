@@ -170,7 +170,7 @@ async fn converged_org(ctx: &TestContext) -> Result<(Org, InProcessOperator), Fa
     let org = Org::start(&ctx.namespace, "2s").await?;
     org.apply_manifests(&ctx.client).await?;
     let operator = InProcessOperator::start(
-        &ctx.client,
+        ctx,
         &org,
         OperatorOptions {
             interval: INTERVAL,

@@ -81,14 +81,21 @@ async fn lockdowns_and_offboardings_are_announced_and_a_failing_channel_shows(
         }
     }
     org.apply_manifests(&ctx.client).await?;
-    let operator = InProcessOperator::start(
-        &ctx.client,
+    // Under the chart's identity, the chart must let the operator read the Secret its config
+    // names, and nothing else.
+    let chart_values = [
+        "--set-json".to_owned(),
+        format!("config.notify={}", serde_json::to_string(&notify)?),
+    ];
+    let operator = InProcessOperator::start_with_chart_values(
+        &ctx,
         &org,
         OperatorOptions {
             interval: Duration::from_secs(3),
             lease: false,
             identity: "e2e-notify".into(),
         },
+        &chart_values,
     )
     .await?;
     let policies = api::<AccessPolicy>(&ctx.client, &ctx.namespace);

@@ -26,7 +26,7 @@ async fn run_now_starts_one_access_review(ctx: TestContext) -> Result<(), Failed
         .ok_or("the sample org has a ReviewSchedule")?;
     let name = schedule.metadata.name.clone().ok_or("named")?;
     let operator = InProcessOperator::start(
-        &ctx.client,
+        &ctx,
         &org,
         OperatorOptions {
             interval: Duration::from_secs(600),

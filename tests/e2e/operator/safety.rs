@@ -37,7 +37,7 @@ async fn start_operator(
     identity: &str,
 ) -> Result<InProcessOperator, Failed> {
     InProcessOperator::start(
-        &ctx.client,
+        ctx,
         org,
         OperatorOptions {
             interval: INTERVAL,

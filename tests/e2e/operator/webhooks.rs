@@ -71,7 +71,7 @@ async fn start_operator(
     identity: &str,
 ) -> Result<InProcessOperator, Failed> {
     let operator = InProcessOperator::start(
-        &ctx.client,
+        ctx,
         org,
         OperatorOptions {
             interval: LONG_INTERVAL,
