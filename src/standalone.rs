@@ -72,47 +72,50 @@ impl Sources {
     }
 }
 
-/// Reads HR and Opal into a [`World`] for `manifests`. A failing HR source does not fail the
-/// read: it becomes [`HrState::Failed`], which blocks every change but lockdowns.
-pub async fn observe_world(
-    sources: &Sources,
-    manifests: &Manifests,
-    last_good_employee_count: Option<usize>,
-) -> Result<World, StandaloneError> {
-    let hr = match sources.hr.snapshot().await {
+/// The HR snapshot as the planner takes it: complete, incomplete (skipped records), or failed.
+pub async fn read_hr(hr: &HrSource) -> HrState {
+    match hr.snapshot().await {
         Ok(snapshot) if snapshot.is_complete() => HrState::Snapshot(snapshot.employees),
         Ok(snapshot) => HrState::Incomplete {
             reason: format!("{} record(s) skipped", snapshot.skipped.len()),
             employees: snapshot.employees,
         },
         Err(error) => HrState::Failed(error.to_string()),
-    };
-    let mappings = manifests.mapping_inputs();
-    let mut policies = manifests.policy_inputs();
-    if let Some(safety) = &sources.safety_defaults {
-        policies.push(PolicyInput {
-            key: ObjectKey::new(&sources.operator_namespace, SAFETY_DEFAULTS_POLICY),
-            spec: AccessPolicySpec {
-                safety: Some(safety.clone()),
-                offboarding: None,
-                requests: Vec::new(),
-                resource_config: Vec::new(),
-                incident_response: None,
-                tenancy: Vec::new(),
-            },
-            approved_plan_hash: None,
-        });
     }
-    let lockdowns = manifests.lockdown_inputs();
+}
+
+/// The config file's `safetyDefaults` as one more operator-namespace policy.
+pub fn safety_defaults_policy(operator_namespace: &str, safety: &SafetySpec) -> PolicyInput {
+    PolicyInput {
+        key: ObjectKey::new(operator_namespace, SAFETY_DEFAULTS_POLICY),
+        spec: AccessPolicySpec {
+            safety: Some(safety.clone()),
+            offboarding: None,
+            requests: Vec::new(),
+            resource_config: Vec::new(),
+            incident_response: None,
+            tenancy: Vec::new(),
+        },
+        approved_plan_hash: None,
+    }
+}
+
+/// Emails of terminated employees whose every Opal grant must be read, because an
+/// operator-namespace policy offboards with `revoke: All`.
+pub fn users_losing_everything(
+    policies: &[PolicyInput],
+    hr: &HrState,
+    operator_namespace: &str,
+) -> Vec<String> {
     let offboard_everything = policies.iter().any(|policy| {
-        policy.key.namespace == sources.operator_namespace
+        policy.key.namespace == operator_namespace
             && policy
                 .spec
                 .offboarding
                 .as_ref()
                 .is_some_and(|o| o.revoke == OffboardingScope::All)
     });
-    let leavers: Vec<String> = match &hr {
+    match hr {
         HrState::Snapshot(employees) | HrState::Incomplete { employees, .. }
             if offboard_everything =>
         {
@@ -123,7 +126,24 @@ pub async fn observe_world(
                 .collect()
         }
         _ => Vec::new(),
-    };
+    }
+}
+
+/// Reads HR and Opal into a [`World`] for `manifests`. A failing HR source does not fail the
+/// read: it becomes [`HrState::Failed`], which blocks every change but lockdowns.
+pub async fn observe_world(
+    sources: &Sources,
+    manifests: &Manifests,
+    last_good_employee_count: Option<usize>,
+) -> Result<World, StandaloneError> {
+    let hr = read_hr(&sources.hr).await;
+    let mappings = manifests.mapping_inputs();
+    let mut policies = manifests.policy_inputs();
+    if let Some(safety) = &sources.safety_defaults {
+        policies.push(safety_defaults_policy(&sources.operator_namespace, safety));
+    }
+    let lockdowns = manifests.lockdown_inputs();
+    let leavers = users_losing_everything(&policies, &hr, &sources.operator_namespace);
     let scope = ObservationScope::new(&mappings, &lockdowns, leavers);
     let opal = observe_opal(&sources.opal, &scope, sources.concurrency).await?;
     Ok(World {

@@ -6,13 +6,10 @@ use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::crd::{
-    AccessPolicy, AccessPolicySpec, Lockdown, LockdownPhase, ReviewSchedule, RoleMapping,
-    SafetySpec,
-};
+use crate::crd::{AccessPolicy, Lockdown, LockdownPhase, ReviewSchedule, RoleMapping, SafetySpec};
 use crate::engine::{LockdownInput, MappingInput, ObjectKey, PolicyInput};
 use crate::manifests::Manifests;
-use crate::standalone::SAFETY_DEFAULTS_POLICY;
+use crate::standalone::safety_defaults_policy;
 
 /// The kinds whose status shows the global plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,18 +81,7 @@ impl Stores {
         }
         let mut policies = manifests.policy_inputs();
         if let Some(safety) = safety_defaults {
-            policies.push(PolicyInput {
-                key: ObjectKey::new(operator_namespace, SAFETY_DEFAULTS_POLICY),
-                spec: AccessPolicySpec {
-                    safety: Some(safety.clone()),
-                    offboarding: None,
-                    requests: Vec::new(),
-                    resource_config: Vec::new(),
-                    incident_response: None,
-                    tenancy: Vec::new(),
-                },
-                approved_plan_hash: None,
-            });
+            policies.push(safety_defaults_policy(operator_namespace, safety));
         }
         let mut lockdowns = manifests.lockdown_inputs();
         let mut releasing = Vec::new();

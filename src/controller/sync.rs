@@ -18,16 +18,16 @@ use super::events::EventSink;
 use super::leader::Leadership;
 use super::lockdown::{self, RestoreReport};
 use super::objects::{Inputs, Kind, Stores};
-use crate::crd::{ChangeAction, OffboardingScope, OperationFailure, RevokedGrant, TargetKind};
+use crate::crd::{ChangeAction, OperationFailure, RevokedGrant, TargetKind};
 use crate::engine::{
     Cause, ExecutionReport, Executor, HrState, ObjectKey, ObservationScope, OpalState, OpalTarget,
     Operation, OperationOutcome, Plan, World, observe_opal, observe_target_grants,
     observe_user_grants, plan,
 };
-use crate::hris::{Employee, EmploymentStatus};
+use crate::hris::Employee;
 use crate::metrics::Metrics;
 use crate::opal::OpalError;
-use crate::standalone::Sources;
+use crate::standalone::{Sources, read_hr, users_losing_everything};
 
 /// Why the loop should plan again.
 #[derive(Clone, Debug)]
@@ -284,17 +284,6 @@ fn jittered(timing: &LoopTiming) -> Duration {
     timing.interval.mul_f64(factor.max(0.01))
 }
 
-async fn read_hr(sources: &Sources) -> HrState {
-    match sources.hr.snapshot().await {
-        Ok(snapshot) if snapshot.is_complete() => HrState::Snapshot(snapshot.employees),
-        Ok(snapshot) => HrState::Incomplete {
-            reason: format!("{} record(s) skipped", snapshot.skipped.len()),
-            employees: snapshot.employees,
-        },
-        Err(error) => HrState::Failed(error.to_string()),
-    }
-}
-
 fn world_from(
     context: &SyncContext,
     inputs: &Inputs,
@@ -314,36 +303,10 @@ fn world_from(
 }
 
 fn observation_scope(context: &SyncContext, inputs: &Inputs, hr: &HrState) -> ObservationScope {
-    let offboard_everything = inputs.policies.iter().any(|policy| {
-        policy.key.namespace == context.sources.operator_namespace
-            && policy
-                .spec
-                .offboarding
-                .as_ref()
-                .is_some_and(|o| o.revoke == OffboardingScope::All)
-    });
-    let leavers: Vec<String> = match hr {
-        HrState::Snapshot(employees) | HrState::Incomplete { employees, .. }
-            if offboard_everything =>
-        {
-            employees
-                .iter()
-                .filter(|e| e.status == EmploymentStatus::Terminated)
-                .map(|e| e.email.clone())
-                .collect()
-        }
-        _ => Vec::new(),
-    };
-    let in_force: Vec<_> = inputs
-        .lockdowns
-        .iter()
-        .filter(|l| !l.released)
-        .cloned()
-        .collect();
-    // Released lockdowns still name what they may restore; their targets stay observed.
-    let mut lockdowns = in_force;
-    lockdowns.extend(inputs.lockdowns.iter().filter(|l| l.released).cloned());
-    ObservationScope::new(&inputs.mappings, &lockdowns, leavers)
+    let leavers =
+        users_losing_everything(&inputs.policies, hr, &context.sources.operator_namespace);
+    // Released lockdowns stay in: their targets are observed for the restore.
+    ObservationScope::new(&inputs.mappings, &inputs.lockdowns, leavers)
 }
 
 async fn full_sync(context: &SyncContext, state: &mut LoopState, batch: &Batch) -> SyncView {
@@ -355,7 +318,7 @@ async fn full_sync(context: &SyncContext, state: &mut LoopState, batch: &Batch) 
         now,
     );
     context.own_writes.full_read(Utc::now());
-    let hr = read_hr(sources).await;
+    let hr = read_hr(&sources.hr).await;
     let scope = observation_scope(context, &inputs, &hr);
     let opal = match observe_opal(&sources.opal, &scope, sources.concurrency).await {
         Ok(opal) => opal,
@@ -973,71 +936,35 @@ fn publish_events(
     world: &World,
 ) {
     let index = mappings_by_target(world);
-    let mut applied: BTreeMap<ObjectKey, (Vec<&Operation>, Vec<&Operation>)> = BTreeMap::new();
-    for (op, outcome) in &execution.outcomes {
-        if *outcome != OperationOutcome::Applied || matches!(op.cause, Cause::Lockdown(_)) {
-            continue;
-        }
-        for owner in owners_of(op, &index) {
-            let entry = applied.entry(owner).or_default();
-            match op.action {
-                ChangeAction::Grant => entry.0.push(op),
-                ChangeAction::Revoke => entry.1.push(op),
-            }
-        }
-    }
-    for (key, (grants, revokes)) in &applied {
-        let Some(object) = context.stores.role_mapping(key) else {
-            continue;
-        };
-        if !grants.is_empty() {
-            context
-                .events
-                .normal(&*object, "Granted", "Grant", batch_note("granted", grants));
-        }
-        if !revokes.is_empty() {
-            context.events.normal(
-                &*object,
-                "Revoked",
-                "Revoke",
-                batch_note("revoked", revokes),
-            );
-        }
-    }
-    let mut would: BTreeMap<ObjectKey, (Vec<&Operation>, Vec<&Operation>)> = BTreeMap::new();
-    for (op, why) in &first.withheld {
-        if *why != crate::engine::Withheld::Observe {
-            continue;
-        }
-        for owner in owners_of(op, &index) {
-            let entry = would.entry(owner).or_default();
-            match op.action {
-                ChangeAction::Grant => entry.0.push(op),
-                ChangeAction::Revoke => entry.1.push(op),
-            }
-        }
-    }
-    for (key, (grants, revokes)) in &would {
-        let Some(object) = context.stores.role_mapping(key) else {
-            continue;
-        };
-        if !grants.is_empty() {
-            context.events.normal(
-                &*object,
-                "WouldGrant",
-                "Observe",
-                batch_note("would grant", grants),
-            );
-        }
-        if !revokes.is_empty() {
-            context.events.normal(
-                &*object,
-                "WouldRevoke",
-                "Observe",
-                batch_note("would revoke", revokes),
-            );
-        }
-    }
+    let applied = execution
+        .outcomes
+        .iter()
+        .filter(|(op, outcome)| {
+            *outcome == OperationOutcome::Applied && !matches!(op.cause, Cause::Lockdown(_))
+        })
+        .map(|(op, _)| op);
+    publish_batches(
+        context,
+        &index,
+        applied,
+        [("Granted", "granted"), ("Revoked", "revoked")],
+        "Apply",
+    );
+    let would = first
+        .withheld
+        .iter()
+        .filter(|(_, why)| *why == crate::engine::Withheld::Observe)
+        .map(|(op, _)| op);
+    publish_batches(
+        context,
+        &index,
+        would,
+        [
+            ("WouldGrant", "would grant"),
+            ("WouldRevoke", "would revoke"),
+        ],
+        "Observe",
+    );
     let mut failed: BTreeMap<ObjectKey, Vec<(&Operation, &str)>> = BTreeMap::new();
     for (op, message) in execution.failures() {
         for owner in owners_of(op, &index) {
@@ -1127,6 +1054,39 @@ fn publish_sync_error(context: &SyncContext, error: &SyncFailure) {
             context
                 .events
                 .warning(&*policy, error.reason, "Sync", error.message.clone());
+        }
+    }
+}
+
+/// One Event per mapping and action for `operations`, attributed as [`owners_of`] says;
+/// `labels` are (reason, verb) for grants, then for revocations.
+fn publish_batches<'a>(
+    context: &SyncContext,
+    index: &BTreeMap<(TargetKind, String), Vec<ObjectKey>>,
+    operations: impl Iterator<Item = &'a Operation>,
+    labels: [(&str, &str); 2],
+    action: &str,
+) {
+    let mut by_owner: BTreeMap<ObjectKey, [Vec<&Operation>; 2]> = BTreeMap::new();
+    for op in operations {
+        let slot = match op.action {
+            ChangeAction::Grant => 0,
+            ChangeAction::Revoke => 1,
+        };
+        for owner in owners_of(op, index) {
+            by_owner.entry(owner).or_default()[slot].push(op);
+        }
+    }
+    for (key, batches) in &by_owner {
+        let Some(object) = context.stores.role_mapping(key) else {
+            continue;
+        };
+        for ((reason, verb), ops) in labels.iter().zip(batches) {
+            if !ops.is_empty() {
+                context
+                    .events
+                    .normal(&*object, reason, action, batch_note(verb, ops));
+            }
         }
     }
 }

@@ -420,43 +420,6 @@ pub fn merge(value: Value) -> kube::api::Patch<Value> {
 
 // HR hooks, alert hooks, metrics and convergence (used by hr_changes.rs and webhooks.rs).
 
-/// Waits as `converge.rs` does until every RoleMapping reports its current generation, then
-/// until an independent plan finds nothing left to do.
-pub async fn await_convergence(
-    client: &Client,
-    org: &Org,
-    operator: &InProcessOperator,
-    limit: Duration,
-) -> Result<(), Failed> {
-    let mappings = api::<RoleMapping>(client, &org.namespace);
-    eventually(
-        "every RoleMapping reports its current generation",
-        limit,
-        || {
-            let mappings = mappings.clone();
-            async move {
-                operator.check_running()?;
-                let list = mappings.list(&ListParams::default()).await?.items;
-                Ok((!list.is_empty()
-                    && list.iter().all(|m| {
-                        m.status.as_ref().is_some_and(|s| {
-                            s.observed_generation == m.metadata.generation
-                                && condition(&s.conditions, "Ready").is_some()
-                        })
-                    }))
-                .then_some(()))
-            }
-        },
-    )
-    .await?;
-    eventually("an independent plan finds nothing to do", limit, || async {
-        operator.check_running()?;
-        let plan = org.independent_plan(client).await?;
-        Ok(plan.operations.is_empty().then_some(()))
-    })
-    .await
-}
-
 /// One direct grant as `(kind, target id, access level remote id)`.
 pub type HeldGrant = (opal_operator::crd::TargetKind, String, String);
 

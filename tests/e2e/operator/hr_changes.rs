@@ -11,7 +11,7 @@ use opal_operator::crd::ChangeAction;
 use opal_operator::engine::Plan;
 
 use super::harness::{
-    HeldGrant, InProcessOperator, OperatorOptions, Org, await_convergence, eventually, held_grants,
+    HeldGrant, InProcessOperator, OperatorOptions, Org, converged, eventually, held_grants,
     metric_sample, notify_bamboohr_change, opal_user_id, operation_grant, scrape_metrics,
 };
 use crate::trials::{E2eTrial, TestContext};
@@ -99,7 +99,7 @@ async fn role_change_and_termination_by_webhook(ctx: TestContext) -> Result<(), 
         },
     )
     .await?;
-    await_convergence(&ctx.client, &org, &operator, CONVERGENCE).await?;
+    converged(&ctx.client, &org, &operator, CONVERGENCE).await?;
 
     // A role change: Engineering SRE → Sales Account Executive.
     let mover = opal_user_id(&org, MOVER_EMAIL)?;
@@ -256,7 +256,7 @@ async fn termination_by_polling(ctx: TestContext) -> Result<(), Failed> {
         },
     )
     .await?;
-    await_convergence(&ctx.client, &org, &operator, CONVERGENCE).await?;
+    converged(&ctx.client, &org, &operator, CONVERGENCE).await?;
     // Convergence itself may have revoked (seeded leavers): count only what comes after.
     let poll_samples = time_to_revoke_samples(&operator, "poll").await?;
     let webhook_samples = time_to_revoke_samples(&operator, "webhook").await?;

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 
 use super::harness::{
     BAMBOOHR_WEBHOOK_KEY, InProcessOperator, OperatorOptions, Org, SPLUNK_TOKEN, api,
-    await_convergence, bamboohr_signature, bamboohr_update_body, eventually, held_grants,
-    metric_sample, metric_samples, notify_bamboohr_change, opal_user_id, post_splunk_alert,
-    post_to_operator, scrape_metrics,
+    bamboohr_signature, bamboohr_update_body, converged, eventually, held_grants, metric_sample,
+    metric_samples, notify_bamboohr_change, opal_user_id, post_splunk_alert, post_to_operator,
+    scrape_metrics,
 };
 use crate::trials::{E2eTrial, TestContext};
 
@@ -80,7 +80,7 @@ async fn start_operator(
         },
     )
     .await?;
-    await_convergence(&ctx.client, org, &operator, CONVERGENCE).await?;
+    converged(&ctx.client, org, &operator, CONVERGENCE).await?;
     Ok(operator)
 }
 
