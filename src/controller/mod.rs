@@ -386,8 +386,14 @@ fn view_changes(
     })
 }
 
-fn error_policy<K>(_object: Arc<K>, error: &ReconcileError, context: Arc<ReportContext>) -> Action {
-    context.metrics.reconcile_error("object", error.label());
+fn error_policy<K: Resource<DynamicType = ()>>(
+    _object: Arc<K>,
+    error: &ReconcileError,
+    context: Arc<ReportContext>,
+) -> Action {
+    context
+        .metrics
+        .reconcile_error(&K::kind(&()), error.label());
     match error {
         ReconcileError::ReleasePending => Action::requeue(Duration::from_secs(1)),
         _ => Action::requeue(Duration::from_secs(5)),

@@ -19,16 +19,6 @@ pub enum Kind {
     Lockdown,
 }
 
-impl Kind {
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::RoleMapping => "RoleMapping",
-            Kind::AccessPolicy => "AccessPolicy",
-            Kind::Lockdown => "Lockdown",
-        }
-    }
-}
-
 /// Reflector caches shared by the controllers and the sync loop.
 #[derive(Clone)]
 pub struct Stores {
