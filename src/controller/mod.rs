@@ -107,6 +107,7 @@ pub struct RunOptions {
 /// What the per-object controllers share.
 struct ReportContext {
     kube: kube::Client,
+    events: EventSink,
     views: watch::Receiver<Option<Arc<SyncView>>>,
     trigger: SyncTrigger,
     leadership: Leadership,
@@ -282,6 +283,7 @@ pub async fn run_on(
 
     let report_context = Arc::new(ReportContext {
         kube: client.clone(),
+        events: EventSink::new(client.clone(), &options.identity),
         views: view_updates.clone(),
         trigger: trigger.clone(),
         leadership: leadership.clone(),
@@ -424,10 +426,33 @@ async fn reconcile_role_mapping(
     if !context.leadership.is_leader() {
         return Ok(Action::await_change());
     }
+    let key = key_of(&*object);
+    let api: Api<RoleMapping> = Api::namespaced(context.kube.clone(), &key.namespace);
+    let holds = object
+        .finalizers()
+        .iter()
+        .any(|f| f == objects::REVOKE_ON_DELETE_FINALIZER);
+    if object.metadata.deletion_timestamp.is_some() {
+        if holds {
+            return retire_role_mapping(&object, &context, &api).await;
+        }
+        return Ok(Action::await_change());
+    }
+    if holds != objects::revokes_on_delete(&object) {
+        let mut finalizers: Vec<String> = object
+            .finalizers()
+            .iter()
+            .filter(|f| *f != objects::REVOKE_ON_DELETE_FINALIZER)
+            .cloned()
+            .collect();
+        if !holds {
+            finalizers.push(objects::REVOKE_ON_DELETE_FINALIZER.to_owned());
+        }
+        set_finalizers(&api, &object, finalizers).await?;
+    }
     let Some(view) = context.view_for(Kind::RoleMapping, &*object) else {
         return Ok(Action::await_change());
     };
-    let key = key_of(&*object);
     let paused = object
         .annotations()
         .get(annotations::PAUSED)
@@ -442,10 +467,87 @@ async fn reconcile_role_mapping(
         Utc::now(),
     );
     if object.status.as_ref() != Some(&status) {
-        let api: Api<RoleMapping> = Api::namespaced(context.kube.clone(), &key.namespace);
         patch_status(&api, &key.name, &status).await?;
     }
     Ok(Action::await_change())
+}
+
+/// A RoleMapping with `revokeOnDelete` being deleted: it stays (finalizer) until a sync that
+/// planned it as retiring left nothing of it to revoke.
+async fn retire_role_mapping(
+    object: &RoleMapping,
+    context: &ReportContext,
+    api: &Api<RoleMapping>,
+) -> Result<Action, ReconcileError> {
+    let key = key_of(object);
+    let Some(view) = context.view_for(Kind::RoleMapping, object) else {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    };
+    let done = view.error.is_none()
+        && !view.mapping_failures.contains_key(&key)
+        && view
+            .plan
+            .mappings
+            .get(&key)
+            .is_none_or(|findings| findings.to_revoke == 0 || !findings.enforced);
+    if !done {
+        // Held by a failure, the breaker or the HR gate: the next sync tries again.
+        let reason = if view.plan.breaker.tripped && !view.plan.breaker.approved {
+            format!(
+                "held by the revocation breaker ({}); approve plan {} on the AccessPolicy",
+                view.plan.breaker.reason, view.plan.revocation_hash
+            )
+        } else if let Some(gate) = &view.plan.hr_gate {
+            format!("held by the HR flood gate: {gate}")
+        } else if let Some(error) = &view.error {
+            error.message.clone()
+        } else {
+            "revocations are still being made".to_owned()
+        };
+        context.events.warning(
+            object,
+            "DeletionHeld",
+            "Delete",
+            format!(
+                "revokeOnDelete: the grants only this mapping desired are not revoked yet: {reason}"
+            ),
+        );
+        context.trigger.full("RoleMapping being deleted");
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
+    let finalizers = object
+        .finalizers()
+        .iter()
+        .filter(|f| *f != objects::REVOKE_ON_DELETE_FINALIZER)
+        .cloned()
+        .collect();
+    set_finalizers(api, object, finalizers).await?;
+    Ok(Action::await_change())
+}
+
+/// Replaces the finalizer list, guarded by the resource version so a concurrent change to the
+/// list is retried rather than lost.
+async fn set_finalizers<K>(
+    api: &Api<K>,
+    object: &K,
+    finalizers: Vec<String>,
+) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({
+        "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": object.meta().resource_version,
+        }
+    });
+    api.patch(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
 }
 
 async fn reconcile_access_policy(

@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::crd::{AccessPolicy, Lockdown, LockdownPhase, ReviewSchedule, RoleMapping, SafetySpec};
+use crate::crd::{
+    AccessPolicy, AttributeRequirement, EmployeeSelector, Lockdown, LockdownPhase, MembershipMode,
+    ReviewSchedule, RoleMapping, SafetySpec, SelectorOperator,
+};
 use crate::engine::{LockdownInput, MappingInput, ObjectKey, PolicyInput};
 use crate::manifests::Manifests;
 use crate::standalone::safety_defaults_policy;
@@ -88,7 +91,12 @@ impl Stores {
             }
         }
         Inputs {
-            mappings: manifests.mapping_inputs(),
+            mappings: manifests
+                .mapping_inputs()
+                .into_iter()
+                .zip(&manifests.role_mappings)
+                .map(|(input, object)| retire_if_deleting(input, object))
+                .collect(),
             policies,
             lockdowns,
             fingerprints,
@@ -120,6 +128,35 @@ impl Stores {
         self.access_policies
             .get(&ObjectRef::new(&key.name).within(&key.namespace))
     }
+}
+
+/// Finalizer that holds an Authoritative RoleMapping with `revokeOnDelete` until the grants
+/// only it desired are revoked.
+pub const REVOKE_ON_DELETE_FINALIZER: &str = "opal-operator.io/revoke-on-delete";
+
+/// Whether deleting `mapping` must first revoke what only it desired: `revokeOnDelete` on an
+/// Authoritative mapping. (An Additive mapping never revoked anything; treating it as
+/// Authoritative at deletion would also remove grants it never desired.)
+pub fn revokes_on_delete(mapping: &RoleMapping) -> bool {
+    mapping.spec.revoke_on_delete && mapping.spec.membership == MembershipMode::Authoritative
+}
+
+/// A mapping being deleted with [`revokes_on_delete`] keeps governing its targets but desires
+/// nobody, so the plan revokes exactly the grants no other mapping desires (exemptions, the
+/// breaker and the HR gate still apply).
+fn retire_if_deleting(mut input: MappingInput, object: &RoleMapping) -> MappingInput {
+    if object.metadata.deletion_timestamp.is_some() && revokes_on_delete(object) {
+        input.spec.selector = EmployeeSelector {
+            match_labels: Default::default(),
+            match_expressions: vec![AttributeRequirement {
+                // Every employee has an id: nobody matches.
+                key: "id".into(),
+                operator: SelectorOperator::DoesNotExist,
+                values: Vec::new(),
+            }],
+        };
+    }
+    input
 }
 
 /// A lockdown whose `expiresAt`, or `duration` counted from activation, has passed.

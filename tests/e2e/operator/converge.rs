@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use kube::ResourceExt;
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch, PatchParams};
 use libtest_mimic::Failed;
-use opal_operator::crd::{ChangeAction, ConditionStatus, RoleMapping, TargetKind};
+use opal_operator::crd::{AccessPolicy, ChangeAction, ConditionStatus, RoleMapping, TargetKind};
 use opal_operator::engine::{Cause, ObjectKey};
 
 use super::harness::{
@@ -19,6 +19,7 @@ pub fn trials() -> Vec<E2eTrial> {
     vec![
         e2e_trial!(examples_converge_exactly_and_drift_is_repaired),
         e2e_trial!(a_change_made_in_opal_is_repaired_from_the_events_feed),
+        e2e_trial!(deleting_a_mapping_with_revoke_on_delete_revokes_what_only_it_granted),
     ]
 }
 
@@ -258,4 +259,153 @@ async fn a_change_made_in_opal_is_repaired_from_the_events_feed(
 
 fn operator_alive(operator: &InProcessOperator) -> Result<(), Failed> {
     operator.check_running()
+}
+
+/// `revokeOnDelete` holds an Authoritative mapping (finalizer) until the grants only it
+/// desired are revoked; a mapping without it is deleted at once and leaves Opal alone.
+async fn deleting_a_mapping_with_revoke_on_delete_revokes_what_only_it_granted(
+    ctx: TestContext,
+) -> Result<(), Failed> {
+    let mut org = Org::start(&ctx.namespace, "3s").await?;
+    for mapping in &mut org.manifests.role_mappings {
+        if mapping.metadata.name.as_deref() == Some("legal") {
+            mapping.spec.revoke_on_delete = true;
+        }
+    }
+    org.apply_manifests(&ctx.client).await?;
+    let operator = InProcessOperator::start(
+        &ctx,
+        &org,
+        OperatorOptions {
+            interval: INTERVAL,
+            lease: false,
+            identity: "e2e-revoke-on-delete".into(),
+        },
+    )
+    .await?;
+    converged(&ctx.client, &org, &operator, Duration::from_secs(90)).await?;
+    let mappings = api::<RoleMapping>(&ctx.client, &ctx.namespace);
+    let legal = eventually(
+        "legal carries the finalizer",
+        Duration::from_secs(30),
+        || async {
+            let legal = mappings.get("legal").await?;
+            Ok(legal
+                .finalizers()
+                .iter()
+                .any(|f| f == "opal-operator.io/revoke-on-delete")
+                .then_some(legal))
+        },
+    )
+    .await?;
+    if mappings
+        .get("finance")
+        .await?
+        .finalizers()
+        .iter()
+        .any(|f| f.contains("revoke-on-delete"))
+    {
+        return Err("finance has no revokeOnDelete and must not carry the finalizer".into());
+    }
+    let state = org.opal.state();
+    let legal_group = state.group_id("Legal").ok_or("group Legal")?;
+    let finance_group = state.group_id("Finance").ok_or("group Finance")?;
+    let members = |group: &str| -> Vec<String> {
+        state
+            .group_members(group)
+            .into_iter()
+            .filter(|m| m.expiration_date.is_none())
+            .map(|m| m.user_id)
+            .collect()
+    };
+    let legal_before = members(&legal_group);
+    let finance_before = members(&finance_group);
+    if legal_before.is_empty() || finance_before.is_empty() {
+        return Err("the sample org should grant Legal and Finance".into());
+    }
+
+    mappings.delete("finance", &Default::default()).await?;
+    mappings.delete("legal", &Default::default()).await?;
+    // Ten revocations at once exceed the sample's 5% limit: the deletion waits for a person
+    // to approve that exact plan, like any other revocation.
+    let policies = api::<AccessPolicy>(&ctx.client, &ctx.namespace);
+    let hash = eventually(
+        "the breaker holds the deletion",
+        Duration::from_secs(30),
+        || async {
+            let policy = policies.get("baseline").await?;
+            Ok(policy
+                .status
+                .and_then(|s| s.breaker)
+                .and_then(|b| b.plan_hash))
+        },
+    )
+    .await?;
+    if mappings
+        .get("legal")
+        .await?
+        .metadata
+        .finalizers
+        .is_none_or(|f| f.is_empty())
+    {
+        return Err("legal went before its revocations were approved".into());
+    }
+    let held_events = events_for(&ctx.client, &mappings.get("legal").await?).await?;
+    if !held_events
+        .iter()
+        .any(|(reason, note)| reason == "DeletionHeld" && note.contains(&hash))
+    {
+        return Err(format!("no DeletionHeld Event naming plan {hash}: {held_events:?}").into());
+    }
+    policies
+        .patch(
+            "baseline",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"metadata": {"annotations": {"opal-operator.io/approve-plan": hash}}})),
+        )
+        .await?;
+    let gone = eventually(
+        "legal is gone once its grants are revoked",
+        Duration::from_secs(60),
+        || async {
+            operator.check_running()?;
+            Ok(mappings.get_opt("legal").await?.is_none().then_some(()))
+        },
+    )
+    .await;
+    if let Err(error) = gone {
+        let legal = mappings.get_opt("legal").await?;
+        return Err(format!(
+            "{error:?}: {:?}",
+            legal.map(|l| (l.metadata.finalizers, l.status))
+        )
+        .into());
+    }
+    let protected = [
+        "breakglass-admin@acme.example",
+        "it-automation@acme.example",
+    ];
+    let left: Vec<String> = members(&legal_group)
+        .into_iter()
+        .filter(|id| {
+            state
+                .user(id)
+                .is_none_or(|u| !protected.contains(&u.email.as_str()))
+        })
+        .collect();
+    if !left.is_empty() {
+        return Err(format!(
+            "{} of {} permanent Legal memberships survived the deletion: {left:?}",
+            left.len(),
+            legal_before.len()
+        )
+        .into());
+    }
+    if members(&finance_group) != finance_before {
+        return Err("deleting finance (no revokeOnDelete) changed its group".into());
+    }
+    if legal.metadata.uid.is_none() {
+        return Err("legal had no uid".into());
+    }
+    operator.stop().await
 }
