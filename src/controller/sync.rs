@@ -309,14 +309,19 @@ fn observation_scope(context: &SyncContext, inputs: &Inputs, hr: &HrState) -> Ob
     ObservationScope::new(&inputs.mappings, &inputs.lockdowns, leavers)
 }
 
-async fn full_sync(context: &SyncContext, state: &mut LoopState, batch: &Batch) -> SyncView {
-    let now = Utc::now();
+/// The custom resources as the caches hold them now, as planner inputs.
+fn current_inputs(context: &SyncContext) -> Inputs {
     let sources = &context.sources;
-    let inputs = context.stores.inputs(
+    context.stores.inputs(
         &sources.operator_namespace,
         sources.safety_defaults.as_ref(),
-        now,
-    );
+        Utc::now(),
+    )
+}
+
+async fn full_sync(context: &SyncContext, state: &mut LoopState, batch: &Batch) -> SyncView {
+    let sources = &context.sources;
+    let inputs = current_inputs(context);
     context.own_writes.full_read(Utc::now());
     let hr = read_hr(&sources.hr).await;
     let scope = observation_scope(context, &inputs, &hr);
@@ -330,13 +335,8 @@ async fn full_sync(context: &SyncContext, state: &mut LoopState, batch: &Batch) 
 }
 
 async fn targeted_sync(context: &SyncContext, state: &mut LoopState, batch: &Batch) -> SyncView {
-    let now = Utc::now();
     let sources = &context.sources;
-    let inputs = context.stores.inputs(
-        &sources.operator_namespace,
-        sources.safety_defaults.as_ref(),
-        now,
-    );
+    let inputs = current_inputs(context);
     let Some(cache) = state.cache.as_mut() else {
         return full_sync(context, state, batch).await;
     };
