@@ -133,6 +133,7 @@ fn world() -> World {
                 target_tags: [("managed".to_owned(), "yes".to_owned())].into(),
                 target_names: Vec::new(),
                 target_ids: Vec::new(),
+                allow_lockdowns: false,
             }],
         },
         approved_plan_hash: None,

@@ -402,18 +402,28 @@ fn error_policy<K: Resource<DynamicType = ()>>(
     }
 }
 
-async fn patch_status<K>(
+/// Field manager of the status the per-object controllers write.
+const STATUS_MANAGER: &str = "opal-operator/status";
+
+/// Server-side applies `status` under [`STATUS_MANAGER`]: it owns exactly the fields it sends,
+/// so a field it stops sending is removed and fields other writers own are never touched.
+async fn apply_status<K>(
     api: &Api<K>,
     name: &str,
     status: &impl serde::Serialize,
 ) -> Result<(), kube::Error>
 where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
+    let body = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
     api.patch_status(
         name,
-        &PatchParams::default(),
-        &Patch::Merge(&json!({ "status": status })),
+        &PatchParams::apply(STATUS_MANAGER).force(),
+        &Patch::Apply(&body),
     )
     .await
     .map(|_| ())
@@ -467,7 +477,7 @@ async fn reconcile_role_mapping(
         Utc::now(),
     );
     if object.status.as_ref() != Some(&status) {
-        patch_status(&api, &key.name, &status).await?;
+        apply_status(&api, &key.name, &status).await?;
     }
     Ok(Action::await_change())
 }
@@ -571,18 +581,7 @@ async fn reconcile_access_policy(
     );
     if object.status.as_ref() != Some(&status) {
         let api: Api<AccessPolicy> = Api::namespaced(context.kube.clone(), &key.namespace);
-        // A merge patch keeps fields it leaves out: a closed breaker must clear the held
-        // plan's hash and trip time explicitly.
-        let mut body = json!(status);
-        if let Some(breaker) = body
-            .get_mut("breaker")
-            .and_then(serde_json::Value::as_object_mut)
-        {
-            for field in ["planHash", "trippedAt"] {
-                breaker.entry(field).or_insert(serde_json::Value::Null);
-            }
-        }
-        patch_status(&api, &key.name, &body).await?;
+        apply_status(&api, &key.name, &status).await?;
     }
     Ok(Action::await_change())
 }
@@ -630,18 +629,18 @@ async fn report_lockdown(
         return Ok(Action::await_change());
     };
     let current = object.status.clone().unwrap_or_default();
-    let status = status::lockdown_status(
+    let report = status::lockdown_status(
         &view,
         &key_of(object),
         generation(object),
         &current,
         Utc::now(),
     );
-    if status != current {
-        patch_status(api, &object.name_any(), &status).await?;
+    if report != status::LockdownReport::shown_in(&current) {
+        apply_status(api, &object.name_any(), &report).await?;
     }
     // An active lockdown must be released when it expires, even if nothing else happens.
-    if let (Some(at), Some(LockdownPhase::Active)) = (status.expires_at, status.phase) {
+    if let (Some(at), Some(LockdownPhase::Active)) = (report.expires_at, current.phase) {
         return Ok(match (at - Utc::now()).to_std() {
             Ok(wait) => Action::requeue(wait + Duration::from_millis(200)),
             Err(_) => {

@@ -233,7 +233,6 @@ mod tests {
                 duration: duration.map(str::to_owned),
                 restore_on_release: true,
                 notify: Vec::new(),
-                record_secret_name: None,
             },
         );
         object.status = activated.map(|at| LockdownStatus {

@@ -12,7 +12,7 @@ use kube::{Resource, ResourceExt};
 use super::objects::{generation, key_of};
 use super::review::{self, ReviewDecision};
 use super::status::Conditions;
-use super::{ReconcileError, ReportContext, patch_status};
+use super::{ReconcileError, ReportContext, apply_status};
 use crate::crd::{ReviewSchedule, ReviewScheduleStatus, annotations, condition_types};
 
 pub(super) async fn reconcile(
@@ -85,7 +85,7 @@ pub(super) async fn reconcile(
     status.observed_generation = Some(generation(&*object));
     if status != current {
         let api: Api<ReviewSchedule> = Api::namespaced(context.kube.clone(), &key.namespace);
-        patch_status(&api, &key.name, &status).await?;
+        apply_status(&api, &key.name, &status).await?;
     }
     Ok(Action::requeue(requeue))
 }

@@ -256,6 +256,13 @@ pub fn access_policy_status(
                 "outside the operator namespace {operator_namespace}: safety, offboarding and tenancy here are not applied"
             ),
         );
+    } else if let Some(problem) = &findings.invalid_offboarding_delay {
+        conditions.set(
+            condition_types::READY,
+            false,
+            "InvalidDuration",
+            problem.clone(),
+        );
     } else {
         conditions.set(
             condition_types::READY,
@@ -320,13 +327,37 @@ pub fn access_policy_status(
 }
 
 /// The conditions and reported fields of a Lockdown (the sync loop owns phase and record).
+/// The part of a Lockdown's status the Lockdown controller writes (its own field manager);
+/// the record and the lifecycle fields have writers of their own in the sync loop.
+#[derive(serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LockdownReport {
+    pub conditions: Vec<Condition>,
+    pub observed_generation: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub failures: Vec<String>,
+}
+
+impl LockdownReport {
+    /// What `current` shows of these fields.
+    pub fn shown_in(current: &LockdownStatus) -> Self {
+        Self {
+            conditions: current.conditions.clone(),
+            observed_generation: current.observed_generation.unwrap_or_default(),
+            expires_at: current.expires_at,
+            failures: current.failures.clone(),
+        }
+    }
+}
+
 pub fn lockdown_status(
     view: &SyncView,
     key: &ObjectKey,
     generation: i64,
     current: &LockdownStatus,
     now: DateTime<Utc>,
-) -> LockdownStatus {
+) -> LockdownReport {
     let findings = view.plan.lockdowns.get(key).cloned().unwrap_or_default();
     let failures = view
         .lockdown_failures
@@ -335,8 +366,10 @@ pub fn lockdown_status(
         .unwrap_or_default();
     let mut conditions = Conditions::new(&current.conditions, generation, now);
     let phase = current.phase.unwrap_or(LockdownPhase::Pending);
+    let refused_entirely = findings.not_permitted.is_some() && !findings.active;
     let active = phase == LockdownPhase::Active && findings.active;
     let active_message = match phase {
+        _ if refused_entirely => findings.not_permitted.clone().unwrap_or_default(),
         LockdownPhase::Active => format!(
             "{} user(s) and {} target(s) locked; {} grant(s) revoked",
             findings.locked_users, findings.locked_targets, current.revoked_count
@@ -345,12 +378,20 @@ pub fn lockdown_status(
         LockdownPhase::Released => {
             format!("released; {} grant(s) restored", current.restored_count)
         }
-        LockdownPhase::Failed => current.failures.first().cloned().unwrap_or_default(),
+        LockdownPhase::Failed => current
+            .release_failures
+            .first()
+            .cloned()
+            .unwrap_or_default(),
     };
     conditions.set(
         condition_types::ACTIVE,
         active,
-        phase_reason(phase),
+        if refused_entirely {
+            "NotPermitted"
+        } else {
+            phase_reason(phase)
+        },
         active_message,
     );
     let unresolved = (!findings.unresolved_subjects.is_empty()).then(|| {
@@ -359,18 +400,27 @@ pub fn lockdown_status(
             findings.unresolved_subjects.join(", ")
         )
     });
-    let ready =
-        matches!(phase, LockdownPhase::Active | LockdownPhase::Released) && failures.is_empty();
-    conditions.set(
-        condition_types::READY,
-        ready,
-        if ready {
-            phase_reason(phase)
-        } else {
-            "Pending"
-        },
-        unresolved.clone().unwrap_or_default(),
-    );
+    if let Some(refusal) = &findings.not_permitted {
+        conditions.set(
+            condition_types::READY,
+            false,
+            "NotPermitted",
+            refusal.clone(),
+        );
+    } else {
+        let ready =
+            matches!(phase, LockdownPhase::Active | LockdownPhase::Released) && failures.is_empty();
+        conditions.set(
+            condition_types::READY,
+            ready,
+            if ready {
+                phase_reason(phase)
+            } else {
+                "Pending"
+            },
+            unresolved.clone().unwrap_or_default(),
+        );
+    }
     let (synced, reason, message) = if let Some(message) = &findings.invalid_duration {
         (false, "InvalidDuration", message.clone())
     } else if let Some((reason, message)) =
@@ -384,26 +434,20 @@ pub fn lockdown_status(
         (true, "ReconcileSuccess", String::new())
     };
     conditions.set(condition_types::SYNCED, synced, reason, message);
-    LockdownStatus {
+    LockdownReport {
         conditions: conditions.into_vec(),
-        observed_generation: Some(generation),
+        observed_generation: generation,
         expires_at: findings.expires_at.or(current.expires_at),
-        // A failed release writes its own failures; they stay until the release succeeds.
-        failures: if phase == LockdownPhase::Failed {
-            current.failures.clone()
-        } else {
-            failures
-                .iter()
-                .take(FAILURE_LIMIT)
-                .map(|f| {
-                    format!(
-                        "{} on {}: {}",
-                        f.failure.user, f.failure.target, f.failure.message
-                    )
-                })
-                .collect()
-        },
-        ..current.clone()
+        failures: failures
+            .iter()
+            .take(FAILURE_LIMIT)
+            .map(|f| {
+                format!(
+                    "{} on {}: {}",
+                    f.failure.user, f.failure.target, f.failure.message
+                )
+            })
+            .collect(),
     }
 }
 

@@ -20,8 +20,8 @@ use super::lockdown::{self, RestoreReport};
 use super::objects::{Inputs, Kind, Stores};
 use crate::crd::{ChangeAction, OperationFailure, RevokedGrant, TargetKind};
 use crate::engine::{
-    Cause, ExecutionReport, Executor, HrState, ObjectKey, ObservationScope, OpalState, OpalTarget,
-    Operation, OperationOutcome, Plan, World, observe_opal, observe_target_grants,
+    Cause, ExecutionReport, Executor, GrantKey, HrState, ObjectKey, ObservationScope, OpalState,
+    OpalTarget, Operation, OperationOutcome, Plan, World, observe_opal, observe_target_grants,
     observe_user_grants, plan,
 };
 use crate::hris::Employee;
@@ -549,7 +549,7 @@ async fn apply(
     if only.is_none() {
         // A released user's birthright grants were just made by the plan; restoring them
         // again would double the calls.
-        let granted: BTreeSet<_> = execution
+        let granted: BTreeSet<GrantKey> = execution
             .outcomes
             .iter()
             .filter(|(op, outcome)| {
@@ -559,14 +559,7 @@ async fn apply(
                         OperationOutcome::Applied | OperationOutcome::AlreadyDone
                     )
             })
-            .map(|(op, _)| {
-                (
-                    op.kind,
-                    op.target_id.clone(),
-                    op.user_id.clone(),
-                    op.access_level_remote_id.clone(),
-                )
-            })
+            .map(|(op, _)| op.grant_key())
             .collect();
         let present = context.stores.lockdown_uids();
         state.released.retain(|uid| present.contains(uid));
@@ -575,7 +568,7 @@ async fn apply(
             if state.released.contains(&uid) {
                 continue;
             }
-            let report = lockdown::release(context, releasing, &world, inputs, &granted, now).await;
+            let report = lockdown::release(context, releasing, &world, &granted, now).await;
             if report.failures.is_empty() {
                 state.released.insert(uid);
             }
@@ -589,7 +582,7 @@ async fn apply(
             Ok(world) => world,
             Err(error) => {
                 let view = failed_view(state, inputs, &error);
-                publish_events(context, &first, &execution, &restores, &world);
+                publish_events(context, &first, &execution, &restores);
                 return view;
             }
         }
@@ -598,7 +591,7 @@ async fn apply(
     };
     let confirmation = plan(&confirmed_world, inputs.at);
     lockdown::note_progress(context, inputs, &confirmation, now).await;
-    publish_events(context, &first, &execution, &restores, &confirmed_world);
+    publish_events(context, &first, &execution, &restores);
     record_metrics(context, &first, &confirmation, &execution);
 
     let breaker_tripped_at = if confirmation.breaker.tripped {
@@ -613,7 +606,7 @@ async fn apply(
     } else {
         None
     };
-    let (mapping_failures, lockdown_failures) = attribute_failures(&confirmed_world, &execution);
+    let (mapping_failures, lockdown_failures) = attribute_failures(&first, &execution);
     let hr_error = match &confirmed_world.hr {
         HrState::Failed(message) => Some(message.clone()),
         _ => None,
@@ -813,60 +806,13 @@ fn action_label(action: ChangeAction) -> &'static str {
     }
 }
 
-/// Mappings that name each target, so revocations of unwanted grants (which no single
-/// mapping causes) are reported on every mapping governing the target.
-pub fn mappings_by_target(world: &World) -> BTreeMap<(TargetKind, String), Vec<ObjectKey>> {
-    let mut index: BTreeMap<(TargetKind, String), Vec<ObjectKey>> = BTreeMap::new();
-    for mapping in &world.mappings {
-        for grant in &mapping.spec.grants {
-            let references = [
-                (TargetKind::Group, grant.group.as_ref()),
-                (TargetKind::Resource, grant.resource.as_ref()),
-            ];
-            for (kind, reference) in references {
-                let Some(reference) = reference else { continue };
-                for target in world.opal.targets.iter().filter(|t| t.kind == kind) {
-                    let named = match (&reference.id, &reference.name) {
-                        (Some(id), _) => *id == target.id,
-                        (None, Some(name)) => *name == target.name,
-                        (None, None) => false,
-                    };
-                    if named {
-                        let keys = index.entry((kind, target.id.clone())).or_default();
-                        if !keys.contains(&mapping.key) {
-                            keys.push(mapping.key.clone());
-                        }
-                    }
-                }
-            }
-        }
-    }
-    index
-}
-
-/// The mappings (or lockdown) an operation is reported on.
-pub fn owners_of(
-    op: &Operation,
-    index: &BTreeMap<(TargetKind, String), Vec<ObjectKey>>,
-) -> Vec<ObjectKey> {
-    match &op.cause {
-        Cause::Mapping(key) => vec![key.clone()],
-        Cause::Lockdown(key) => vec![key.clone()],
-        Cause::Unwanted | Cause::Offboarding => index
-            .get(&(op.kind, op.target_id.clone()))
-            .cloned()
-            .unwrap_or_default(),
-    }
-}
-
 fn attribute_failures(
-    world: &World,
+    plan: &Plan,
     execution: &ExecutionReport,
 ) -> (
     BTreeMap<ObjectKey, Vec<AttributedFailure>>,
     BTreeMap<ObjectKey, Vec<AttributedFailure>>,
 ) {
-    let index = mappings_by_target(world);
     let mut mappings: BTreeMap<ObjectKey, Vec<AttributedFailure>> = BTreeMap::new();
     let mut lockdowns: BTreeMap<ObjectKey, Vec<AttributedFailure>> = BTreeMap::new();
     for (op, outcome) in &execution.outcomes {
@@ -882,7 +828,7 @@ fn attribute_failures(
             },
             label,
         };
-        let owners = owners_of(op, &index);
+        let owners = plan.owners_of(op);
         let into = match op.cause {
             Cause::Lockdown(_) => &mut lockdowns,
             _ => &mut mappings,
@@ -933,9 +879,7 @@ fn publish_events(
     first: &Plan,
     execution: &ExecutionReport,
     restores: &[(crate::crd::Lockdown, RestoreReport)],
-    world: &World,
 ) {
-    let index = mappings_by_target(world);
     let applied = execution
         .outcomes
         .iter()
@@ -945,7 +889,7 @@ fn publish_events(
         .map(|(op, _)| op);
     publish_batches(
         context,
-        &index,
+        first,
         applied,
         [("Granted", "granted"), ("Revoked", "revoked")],
         "Apply",
@@ -957,7 +901,7 @@ fn publish_events(
         .map(|(op, _)| op);
     publish_batches(
         context,
-        &index,
+        first,
         would,
         [
             ("WouldGrant", "would grant"),
@@ -967,7 +911,7 @@ fn publish_events(
     );
     let mut failed: BTreeMap<ObjectKey, Vec<(&Operation, &str)>> = BTreeMap::new();
     for (op, message) in execution.failures() {
-        for owner in owners_of(op, &index) {
+        for owner in first.owners_of(op) {
             failed.entry(owner).or_default().push((op, message));
         }
     }
@@ -1013,6 +957,10 @@ fn publish_events(
             context
                 .events
                 .normal(object, "Released", "Release", report.summary());
+        } else if report.record_rejected {
+            context
+                .events
+                .warning(object, "RecordRejected", "Release", report.summary());
         } else {
             context
                 .events
@@ -1058,11 +1006,11 @@ fn publish_sync_error(context: &SyncContext, error: &SyncFailure) {
     }
 }
 
-/// One Event per mapping and action for `operations`, attributed as [`owners_of`] says;
+/// One Event per mapping and action for `operations`, attributed as [`Plan::owners_of`] says;
 /// `labels` are (reason, verb) for grants, then for revocations.
 fn publish_batches<'a>(
     context: &SyncContext,
-    index: &BTreeMap<(TargetKind, String), Vec<ObjectKey>>,
+    plan: &Plan,
     operations: impl Iterator<Item = &'a Operation>,
     labels: [(&str, &str); 2],
     action: &str,
@@ -1073,7 +1021,7 @@ fn publish_batches<'a>(
             ChangeAction::Grant => 0,
             ChangeAction::Revoke => 1,
         };
-        for owner in owners_of(op, index) {
+        for owner in plan.owners_of(op) {
             by_owner.entry(owner).or_default()[slot].push(op);
         }
     }

@@ -470,7 +470,8 @@ pub enum AlertSeverity {
     Critical,
 }
 
-/// Permits RoleMappings in the listed namespaces to govern the matching targets.
+/// Permits RoleMappings in the listed namespaces to govern the matching targets (and, with
+/// `allowLockdowns`, Lockdowns there to suspend access to them).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("size(self.targetTags) > 0 || size(self.targetNames) > 0 || size(self.targetIds) > 0").message("a tenancy rule must name targets by targetTags, targetNames or targetIds"))]
@@ -490,6 +491,12 @@ pub struct TenancyRule {
     #[serde(default)]
     #[schemars(length(max = 500), inner(length(max = 64)))]
     pub target_ids: Vec<String>,
+    /// Also lets Lockdowns in these namespaces suspend access to the matching targets. A
+    /// Lockdown outside the operator namespace is honoured only on targets some rule with
+    /// `allowLockdowns` permits to its namespace; a user it names loses only their grants on
+    /// those targets. Default false.
+    #[serde(default)]
+    pub allow_lockdowns: bool,
 }
 
 /// What the policy governs and the state of its breaker.
@@ -511,6 +518,8 @@ pub struct AccessPolicyStatus {
     pub governed_targets: i32,
     /// The revocation circuit breaker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    // One value, replaced whole: a closed breaker leaves no held plan's hash behind.
+    #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
     pub breaker: Option<BreakerStatus>,
 }
 

@@ -10,6 +10,14 @@ use super::common::{AccessTarget, Condition, TargetRef, optional_enum};
 /// Suspends access during an incident. While active it outranks every RoleMapping: a locked
 /// user is never re-granted. No circuit breaker applies. On expiry or deletion the revoked
 /// access is restored when `restoreOnRelease` is true.
+///
+/// Tenancy: a Lockdown in the operator namespace may lock anyone and anything. Elsewhere it is
+/// honoured only on the targets an operator-namespace AccessPolicy tenancy rule with
+/// `allowLockdowns` permits to its namespace (a locked user loses only their grants there);
+/// anything else revokes nothing and reports `Ready=False`, reason `NotPermitted`.
+///
+/// The operator keeps what it revoked in a Secret in its own namespace, which only it writes,
+/// and restores from that record alone.
 // Each `printcolumn(...)` repeats the same keys, which clippy takes for duplicates.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -72,14 +80,6 @@ pub struct LockdownSpec {
     #[serde(default)]
     #[schemars(length(max = 20), inner(length(max = 253)))]
     pub notify: Vec<String>,
-    /// A Secret (in this namespace) that receives the full revocation record when it is too
-    /// large for the status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-    )]
-    pub record_secret_name: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -176,15 +176,20 @@ pub struct LockdownStatus {
     /// Grants restored on release.
     #[serde(default)]
     pub restored_count: i32,
-    /// The revoked grants (the first ones, when the full record is in `recordSecretName`).
+    /// The first revoked grants, for people to read. Restores never read this list: the
+    /// authoritative record is the operator's own, in the operator namespace.
     #[serde(default)]
     pub revoked: Vec<RevokedGrant>,
-    /// Whether `revoked` holds every revoked grant.
+    /// Whether `revoked` lists every revoked grant.
     #[serde(default)]
     pub record_complete: bool,
-    /// Operations that failed, with the upstream error text.
+    /// Revocations that failed, with the upstream error text.
     #[serde(default)]
     pub failures: Vec<String>,
+    /// Why the last release failed (the finalizer stays and the release is retried); empty
+    /// once released.
+    #[serde(default)]
+    pub release_failures: Vec<String>,
 }
 
 /// One grant a lockdown revoked, with what is needed to restore it.

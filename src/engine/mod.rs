@@ -6,6 +6,7 @@ mod duration;
 mod executor;
 mod observe;
 mod plan;
+mod restore;
 mod selector;
 mod world;
 
@@ -16,13 +17,16 @@ pub use plan::{
     BreakerFinding, Cause, LockdownFindings, MappingFindings, MappingProblem, Operation, Plan,
     Planner, PolicyFindings, SAMPLE_LIMIT, Withheld, plan,
 };
+pub use restore::{RestoreDecision, RestoreDeferred, RestoreSkip, plan_restore};
 pub use selector::{CompiledSelector, SelectorError};
 pub use world::{
-    HrState, LockdownInput, MappingInput, ObjectKey, OpalGrant, OpalState, OpalTarget, OpalUser,
-    PolicyInput, World,
+    GrantKey, HrState, LockdownInput, MappingInput, ObjectKey, OpalGrant, OpalState, OpalTarget,
+    OpalUser, PolicyInput, World,
 };
 
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod tenancy_tests;
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,15 @@ pub struct Operation {
 }
 
 impl Operation {
+    pub fn grant_key(&self) -> super::world::GrantKey {
+        super::world::GrantKey {
+            kind: self.kind,
+            target_id: self.target_id.clone(),
+            user_id: self.user_id.clone(),
+            access_level_remote_id: self.access_level_remote_id.clone(),
+        }
+    }
+
     /// `group/<name>` or `resource/<name>`.
     pub fn target_label(&self) -> String {
         let kind = match self.kind {
@@ -140,6 +149,10 @@ pub struct PolicyFindings {
     /// The policy sits outside the operator namespace, so only its own namespace's view is
     /// reported; its safety, offboarding and tenancy settings are not applied.
     pub outside_operator_namespace: bool,
+    /// Why its offboarding `after` cannot be used; every offboarding revocation is held
+    /// meanwhile (the apiserver's CEL normally rejects such a value, `plan` and
+    /// `run --standalone` read files that skipped it).
+    pub invalid_offboarding_delay: Option<String>,
 }
 
 /// What a Lockdown's status shows.
@@ -154,6 +167,9 @@ pub struct LockdownFindings {
     pub to_revoke: usize,
     /// Set when `duration` cannot be parsed (the schema normally prevents it).
     pub invalid_duration: Option<String>,
+    /// What the lockdown's namespace may not lock, when it names any such thing; those
+    /// subjects revoke nothing.
+    pub not_permitted: Option<String>,
 }
 
 /// The revocation circuit breaker's verdict.
@@ -184,9 +200,25 @@ pub struct Plan {
     pub mappings: BTreeMap<ObjectKey, MappingFindings>,
     pub policies: BTreeMap<ObjectKey, PolicyFindings>,
     pub lockdowns: BTreeMap<ObjectKey, LockdownFindings>,
+    /// The RoleMappings permitted to govern each target (kind and Opal id) that any governs.
+    pub governing: BTreeMap<(TargetKind, String), Vec<ObjectKey>>,
 }
 
 impl Plan {
+    /// The objects an operation is reported on: the mapping or lockdown that causes it, or,
+    /// for revocations no single mapping causes, every mapping permitted to govern the target
+    /// (a mapping that merely names a target it may not govern hears nothing of it).
+    pub fn owners_of(&self, op: &Operation) -> Vec<ObjectKey> {
+        match &op.cause {
+            Cause::Mapping(key) | Cause::Lockdown(key) => vec![key.clone()],
+            Cause::Unwanted | Cause::Offboarding => self
+                .governing
+                .get(&(op.kind, op.target_id.clone()))
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
     /// True when Opal already matches every mapping, including what Observe-mode mappings
     /// only report: nothing to do and nothing held back. (A sync has done all it may when
     /// `operations` is empty.)
@@ -269,6 +301,8 @@ struct MergedPolicy {
     max_shrink_percent: Option<usize>,
     protected_emails: FxHashSet<String>,
     offboarding: Option<(OffboardingScope, OffboardingTiming, chrono::Duration)>,
+    /// Policies whose offboarding delay cannot be parsed, with why: offboarding is held.
+    invalid_offboarding_delays: FxHashMap<ObjectKey, String>,
     approved_hashes: Vec<String>,
 }
 
@@ -553,12 +587,20 @@ impl<'w> Planner<'w> {
             unmatched: vec![BTreeSet::new(); world.mappings.len()],
             users_with_ops: BTreeSet::new(),
         };
-        planner.prepare_lockdowns(&user_by_id, &resolver);
+        planner.prepare_lockdowns(&user_by_id, &resolver, &tenancy);
         planner.link_all_employees();
         for user in 0..opal.users.len() as UserIdx {
             planner.refresh_user(user);
         }
         planner
+    }
+
+    /// The lockdown in force that holds `user` (an index into the world's Opal users) away
+    /// from `target` (an index into its targets), if any.
+    pub(crate) fn lock_holder(&self, user: usize, target: usize) -> Option<&'w ObjectKey> {
+        self.locks
+            .lock_for(user as UserIdx, target as TargetIdx)
+            .map(|lockdown| &self.world.lockdowns[lockdown as usize].key)
     }
 
     /// Replaces (or adds) one employee and re-plans only the users it touches.
@@ -685,6 +727,10 @@ impl<'w> Planner<'w> {
         if employee.status != EmploymentStatus::Terminated {
             return false;
         }
+        if !self.policy.invalid_offboarding_delays.is_empty() {
+            // A delay nobody can read is no reason to revoke at once: hold until it is fixed.
+            return false;
+        }
         let Some((_, timing, delay)) = &self.policy.offboarding else {
             return true;
         };
@@ -703,10 +749,13 @@ impl<'w> Planner<'w> {
         &mut self,
         user_by_id: &FxHashMap<&str, UserIdx>,
         resolver: &TargetResolver<'_>,
+        tenancy: &TenancyRules<'_>,
     ) {
         for (index, input) in self.world.lockdowns.iter().enumerate() {
             let spec = &input.spec;
             let mut findings = LockdownFindings::default();
+            let reach = LockReach::of(&input.key.namespace, self.world, tenancy);
+            let mut refused: Vec<String> = Vec::new();
             let expires_at = match (&spec.expires_at, &spec.duration) {
                 (Some(at), _) => Some(*at),
                 (None, Some(duration)) => match parse_go_duration(duration) {
@@ -729,7 +778,11 @@ impl<'w> Planner<'w> {
                         .targets
                         .iter()
                         .filter_map(|target| match resolver.resolve(target) {
-                            Ok(target) => Some(target),
+                            Ok(target) if reach.covers(target) => Some(target),
+                            Ok(target) => {
+                                refused.push(resolver.describe(target));
+                                None
+                            }
                             Err(problem) => {
                                 findings.unresolved_subjects.push(problem.message());
                                 None
@@ -737,7 +790,11 @@ impl<'w> Planner<'w> {
                         })
                         .collect(),
                 ),
-                _ => None,
+                // Outside the operator namespace "everything" means every target it may lock.
+                _ => match &reach {
+                    LockReach::Everything => None,
+                    LockReach::Only(targets) => Some(targets.iter().copied().collect()),
+                },
             };
             let break_glass: FxHashSet<UserIdx> = spec
                 .break_glass
@@ -752,6 +809,9 @@ impl<'w> Planner<'w> {
                 };
                 if let Some((kind, reference)) = target_ref {
                     match resolver.resolve_ref(kind, reference) {
+                        Ok(target) if !reach.covers(target) => {
+                            refused.push(resolver.describe(target))
+                        }
                         Ok(target) => {
                             findings.locked_targets += 1;
                             if findings.active {
@@ -784,6 +844,10 @@ impl<'w> Planner<'w> {
                     findings.unresolved_subjects.push(subject_label(subject));
                     continue;
                 };
+                if scope_targets.as_ref().is_some_and(Vec::is_empty) {
+                    // Nothing this namespace may lock: the user keeps everything.
+                    continue;
+                }
                 findings.locked_users += 1;
                 if !findings.active {
                     continue;
@@ -799,6 +863,14 @@ impl<'w> Planner<'w> {
                         .or_default()
                         .extend(targets.iter().map(|&target| (target, lockdown))),
                 }
+            }
+            findings.not_permitted = reach.refusal(&input.key.namespace, self.world, refused);
+            if findings.not_permitted.is_some()
+                && findings.locked_users == 0
+                && findings.locked_targets == 0
+            {
+                // Nothing it may lock: never reported as in force.
+                findings.active = false;
             }
             self.lockdown_findings.push((input.key.clone(), findings));
         }
@@ -1028,6 +1100,7 @@ impl<'w> Planner<'w> {
 
         Plan {
             mappings,
+            governing: self.governing(),
             policies: self.policy_findings(),
             lockdowns: self.lockdown_findings_with_pending(&planned),
             operations,
@@ -1123,6 +1196,22 @@ impl<'w> Planner<'w> {
             .collect()
     }
 
+    fn governing(&self) -> BTreeMap<(TargetKind, String), Vec<ObjectKey>> {
+        self.governance
+            .iter()
+            .zip(&self.world.opal.targets)
+            .filter(|(governance, _)| !governance.mappings.is_empty())
+            .map(|(governance, target)| {
+                let keys = governance
+                    .mappings
+                    .iter()
+                    .map(|&mapping| self.mappings[mapping as usize].key.clone())
+                    .collect();
+                ((target.kind, target.id.clone()), keys)
+            })
+            .collect()
+    }
+
     fn policy_findings(&self) -> BTreeMap<ObjectKey, PolicyFindings> {
         self.world
             .policies
@@ -1144,6 +1233,11 @@ impl<'w> Planner<'w> {
                         governed_mappings: in_namespace.len(),
                         governed_targets: targets.len(),
                         outside_operator_namespace: *namespace != self.world.operator_namespace,
+                        invalid_offboarding_delay: self
+                            .policy
+                            .invalid_offboarding_delays
+                            .get(&policy.key)
+                            .cloned(),
                     },
                 )
             })
@@ -1217,6 +1311,9 @@ fn merge_policies(world: &World) -> MergedPolicy {
             continue;
         }
         let spec = &policy.spec;
+        if let Some(hash) = &policy.approved_plan_hash {
+            merged.approved_hashes.push(hash.clone());
+        }
         if let Some(safety) = &spec.safety {
             merged.max_revocations = stricter(merged.max_revocations, safety.max_revocations);
             merged.max_revocation_percent =
@@ -1235,11 +1332,17 @@ fn merge_policies(world: &World) -> MergedPolicy {
             }
         }
         if let Some(offboarding) = &spec.offboarding {
-            let delay = offboarding
-                .after
-                .as_deref()
-                .and_then(|after| parse_go_duration(after).ok())
-                .unwrap_or_else(chrono::Duration::zero);
+            let delay = match offboarding.after.as_deref().map(parse_go_duration) {
+                None => chrono::Duration::zero(),
+                Some(Ok(delay)) => delay,
+                Some(Err(error)) => {
+                    merged.invalid_offboarding_delays.insert(
+                        policy.key.clone(),
+                        format!("offboarding.after: {error}; offboarding revocations are held"),
+                    );
+                    continue;
+                }
+            };
             let candidate = (offboarding.revoke, offboarding.when, delay);
             // Several policies: the widest scope and the earliest revocation win.
             merged.offboarding = Some(match merged.offboarding {
@@ -1254,9 +1357,6 @@ fn merge_policies(world: &World) -> MergedPolicy {
                     existing_delay.min(delay),
                 ),
             });
-        }
-        if let Some(hash) = &policy.approved_plan_hash {
-            merged.approved_hashes.push(hash.clone());
         }
     }
     merged
@@ -1289,8 +1389,17 @@ impl<'w> TenancyRules<'w> {
     }
 
     fn permits(&self, namespace: &str, target: &super::world::OpalTarget) -> bool {
+        self.matching(namespace, target, false)
+    }
+
+    fn permits_lockdown(&self, namespace: &str, target: &super::world::OpalTarget) -> bool {
+        self.matching(namespace, target, true)
+    }
+
+    fn matching(&self, namespace: &str, target: &super::world::OpalTarget, lockdown: bool) -> bool {
         self.rules.iter().any(|rule| {
-            rule.namespaces.iter().any(|n| n == namespace)
+            (rule.allow_lockdowns || !lockdown)
+                && rule.namespaces.iter().any(|n| n == namespace)
                 && (rule.target_ids.contains(&target.id)
                     || rule.target_names.contains(&target.name)
                     || (!rule.target_tags.is_empty()
@@ -1301,6 +1410,56 @@ impl<'w> TenancyRules<'w> {
                                 .any(|(k, v)| k == key && (value.is_empty() || v == value))
                         })))
         })
+    }
+}
+
+/// What one Lockdown may lock: everything in the operator namespace, elsewhere only the
+/// targets a tenancy rule with `allowLockdowns` permits to its namespace.
+enum LockReach {
+    Everything,
+    Only(BTreeSet<TargetIdx>),
+}
+
+impl LockReach {
+    fn of(namespace: &str, world: &World, tenancy: &TenancyRules<'_>) -> Self {
+        if namespace == world.operator_namespace {
+            return LockReach::Everything;
+        }
+        LockReach::Only(
+            world
+                .opal
+                .targets
+                .iter()
+                .enumerate()
+                .filter(|(_, target)| tenancy.permits_lockdown(namespace, target))
+                .map(|(index, _)| index as TargetIdx)
+                .collect(),
+        )
+    }
+
+    fn covers(&self, target: TargetIdx) -> bool {
+        match self {
+            LockReach::Everything => true,
+            LockReach::Only(targets) => targets.contains(&target),
+        }
+    }
+
+    /// The finding for what was refused, naming what is missing.
+    fn refusal(&self, namespace: &str, world: &World, refused: Vec<String>) -> Option<String> {
+        let rule = format!(
+            "a tenancy rule with allowLockdowns in an AccessPolicy of {}",
+            world.operator_namespace
+        );
+        match self {
+            LockReach::Only(targets) if targets.is_empty() => Some(format!(
+                "namespace {namespace} may not lock anything: no {rule} lists it"
+            )),
+            _ if refused.is_empty() => None,
+            _ => Some(format!(
+                "namespace {namespace} may not lock {}: no {rule} permits it",
+                refused.join(", ")
+            )),
+        }
     }
 }
 

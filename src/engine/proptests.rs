@@ -176,7 +176,6 @@ prop_compose! {
                     duration: Some("1h".to_owned()),
                     restore_on_release: true,
                     notify: Vec::new(),
-                    record_secret_name: None,
                 },
                 activated_at: None,
                 released: false,

@@ -115,6 +115,7 @@ pub(crate) fn tenancy() -> AccessPolicySpec {
             target_tags: [("managed".to_owned(), "yes".to_owned())].into(),
             target_names: Vec::new(),
             target_ids: Vec::new(),
+            allow_lockdowns: false,
         }],
     }
 }
@@ -149,7 +150,7 @@ pub(crate) fn base_world() -> World {
     }
 }
 
-fn ops(plan: &Plan) -> Vec<String> {
+pub(crate) fn ops(plan: &Plan) -> Vec<String> {
     plan.operations
         .iter()
         .map(|op| {
@@ -419,9 +420,9 @@ fn access_levels_by_remote_id_and_by_observed_name() {
     );
 }
 
-fn lockdown(name: &str, subjects: Vec<LockdownSubject>) -> LockdownInput {
+pub(crate) fn lockdown(name: &str, subjects: Vec<LockdownSubject>) -> LockdownInput {
     LockdownInput {
-        key: ObjectKey::new("security", name),
+        key: ObjectKey::new(NS, name),
         spec: LockdownSpec {
             subjects,
             scope: None,
@@ -432,14 +433,13 @@ fn lockdown(name: &str, subjects: Vec<LockdownSubject>) -> LockdownInput {
             duration: Some("4h".to_owned()),
             restore_on_release: true,
             notify: Vec::new(),
-            record_secret_name: None,
         },
         activated_at: None,
         released: false,
     }
 }
 
-fn email_subject(email: &str) -> LockdownSubject {
+pub(crate) fn email_subject(email: &str) -> LockdownSubject {
     LockdownSubject {
         email: Some(email.to_owned()),
         ..LockdownSubject::default()
@@ -466,7 +466,7 @@ fn a_locked_user_loses_everything_and_is_never_granted() {
         ["revoke sales u1", "revoke legacy u1", "grant eng u2"],
         "lockdown outranks protection and the breaker; ada is not granted eng"
     );
-    let findings = &plan.lockdowns[&ObjectKey::new("security", "ld")];
+    let findings = &plan.lockdowns[&ObjectKey::new(NS, "ld")];
     assert!(findings.active);
     assert_eq!(findings.locked_users, 1);
     assert_eq!(findings.to_revoke, 2);
@@ -483,7 +483,7 @@ fn expired_and_released_lockdowns_are_not_in_force() {
     world.lockdowns = vec![expired, released];
     let plan = plan(&world, now());
     assert_eq!(ops(&plan), ["grant eng u1", "grant eng u2"]);
-    assert!(!plan.lockdowns[&ObjectKey::new("security", "old")].active);
+    assert!(!plan.lockdowns[&ObjectKey::new(NS, "old")].active);
 }
 
 #[test]
@@ -524,7 +524,7 @@ fn lockdown_subjects_resolve_by_hris_id_and_unknowns_are_reported() {
     )];
     let plan = plan(&world, now());
     assert!(ops(&plan).contains(&"revoke legacy u3".to_owned()));
-    let findings = &plan.lockdowns[&ObjectKey::new("security", "ld")];
+    let findings = &plan.lockdowns[&ObjectKey::new(NS, "ld")];
     assert_eq!(findings.unresolved_subjects.len(), 1);
 }
 

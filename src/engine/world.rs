@@ -31,6 +31,27 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+/// One direct grant: a user's access level on a group or resource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GrantKey {
+    pub kind: TargetKind,
+    pub target_id: String,
+    pub user_id: String,
+    /// "" is Opal's default level.
+    pub access_level_remote_id: String,
+}
+
+impl GrantKey {
+    pub fn of_revoked(grant: &crate::crd::RevokedGrant) -> Self {
+        Self {
+            kind: grant.kind,
+            target_id: grant.target_id.clone(),
+            user_id: grant.user_id.clone(),
+            access_level_remote_id: grant.access_level_remote_id.clone(),
+        }
+    }
+}
+
 /// The HR snapshot the plan is computed from, or why there is none.
 #[derive(Clone, Debug)]
 pub enum HrState {

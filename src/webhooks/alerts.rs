@@ -313,7 +313,6 @@ impl Alert {
                 duration: Some(spec.lockdown_duration.clone()),
                 restore_on_release: spec.restore_on_release,
                 notify: spec.notify.clone(),
-                record_secret_name: None,
             },
         );
         lockdown.metadata = ObjectMeta {

@@ -617,8 +617,8 @@ fn triples(spec: &[(&str, &[&str], &[&str])]) -> Triples {
 }
 
 /// What the operator does with the API in the namespaces it watches (see templates/rbac.yaml).
-fn expected_watch_rules(record_secrets: bool) -> Triples {
-    let mut expected = triples(&[
+fn expected_watch_rules() -> Triples {
+    triples(&[
         (
             "opal-operator.io",
             &["rolemappings", "accesspolicies", "reviewschedules"],
@@ -641,15 +641,16 @@ fn expected_watch_rules(record_secrets: bool) -> Triples {
         ),
         (
             "opal-operator.io",
-            &["rolemappings/finalizers", "lockdowns/finalizers"],
+            &["rolemappings/finalizers"],
             &["update"],
         ),
         ("events.k8s.io", &["events"], &["create", "patch"]),
-    ]);
-    if record_secrets {
-        expected.extend(triples(&[("", &["secrets"], &["get", "create", "patch"])]));
-    }
-    expected
+    ])
+}
+
+/// The operator namespace's Lockdown records: the only Secrets it may write.
+fn expected_record_rules() -> Triples {
+    triples(&[("", &["secrets"], &["get", "create", "patch", "delete"])])
 }
 
 fn expected_lease_rules() -> Triples {
@@ -1248,27 +1249,23 @@ async fn rbac_grants_exactly_the_verbs_the_operator_uses(
     let cluster = helm.render("opal-operator", "opal-system", &[]).await?;
     no_wildcards(&cluster)?;
     let cluster_role = only(&cluster, "ClusterRole")?;
-    assert_eq!(triples_of(cluster_role), expected_watch_rules(true));
+    assert_eq!(triples_of(cluster_role), expected_watch_rules());
     let binding = only(&cluster, "ClusterRoleBinding")?;
     assert_eq!(str_at(binding, "/roleRef/name"), name(cluster_role));
     let account = name(only(&cluster, "ServiceAccount")?);
     assert_eq!(str_at(binding, "/subjects/0/name"), account);
     assert_eq!(str_at(binding, "/subjects/0/namespace"), "opal-system");
-    let lease_role = only(&cluster, "Role")?;
-    assert_eq!(str_at(lease_role, "/metadata/namespace"), "opal-system");
-    assert_eq!(triples_of(lease_role), expected_lease_rules());
-
-    // Lockdown record Secrets can be switched off.
-    let without_secrets = helm
-        .render(
-            "opal-operator",
-            "opal-system",
-            &["--set", "rbac.lockdownRecordSecrets=false"],
-        )
-        .await?;
+    let operator_roles: BTreeSet<(&str, Triples)> = of_kind(&cluster, "Role")
+        .into_iter()
+        .map(|role| (str_at(role, "/metadata/namespace"), triples_of(role)))
+        .collect();
     assert_eq!(
-        triples_of(only(&without_secrets, "ClusterRole")?),
-        expected_watch_rules(false)
+        operator_roles,
+        [
+            ("opal-system", expected_lease_rules()),
+            ("opal-system", expected_record_rules()),
+        ]
+        .into()
     );
 
     // watchNamespace: nothing cluster-wide; the same rules as a Role in the watched namespace.
@@ -1286,13 +1283,14 @@ async fn rbac_grants_exactly_the_verbs_the_operator_uses(
             "{cluster_kind} rendered with watchNamespace"
         );
     }
-    let by_namespace: BTreeMap<&str, Triples> = of_kind(&namespaced, "Role")
+    let by_namespace: BTreeSet<(&str, Triples)> = of_kind(&namespaced, "Role")
         .into_iter()
         .map(|role| (str_at(role, "/metadata/namespace"), triples_of(role)))
         .collect();
-    let expected: BTreeMap<&str, Triples> = [
-        ("team-a", expected_watch_rules(true)),
+    let expected: BTreeSet<(&str, Triples)> = [
+        ("team-a", expected_watch_rules()),
         ("opal-system", expected_lease_rules()),
+        ("opal-system", expected_record_rules()),
     ]
     .into();
     assert_eq!(by_namespace, expected);
@@ -1632,11 +1630,26 @@ async fn service_account_can_do_what_the_chart_grants_and_nothing_else(
         "list secrets",
         user,
     )?;
-    expect_forbidden(
+    allowed(
         secrets
             .delete("lockdown-record", &DeleteParams::default())
             .await,
-        "delete secrets",
+        "delete secrets (a released lockdown's record)",
+    )?;
+    // Lockdown records live in the operator namespace only: no Secret anywhere else.
+    let elsewhere = format!("e2e-chart-tenant-{:06x}", rand::random::<u32>() & 0xff_ffff);
+    ensure_namespace(&ctx.client, &elsewhere).await?;
+    let tenant_secrets: Api<Secret> = Api::namespaced(identity.client.clone(), &elsewhere);
+    expect_forbidden(
+        tenant_secrets
+            .create(&PostParams::default(), &typed(record.clone())?)
+            .await,
+        "create secrets outside the operator namespace",
+        user,
+    )?;
+    expect_forbidden(
+        tenant_secrets.get("lockdown-record").await,
+        "get secrets outside the operator namespace",
         user,
     )?;
     expect_forbidden(
@@ -1700,11 +1713,12 @@ async fn watch_namespace_confines_the_service_account_to_that_namespace(
         "lockdown-record",
         json!({"stringData": {"record.json": "[]"}}),
     );
+    // Lockdown records: in the operator namespace (the release's), never the watched one.
     allowed(
-        Api::<Secret>::namespaced(identity.client.clone(), &watched)
+        Api::<Secret>::namespaced(identity.client.clone(), &ctx.namespace)
             .create(&PostParams::default(), &typed(record.clone())?)
             .await,
-        "create secrets in the watched namespace",
+        "create secrets in the operator namespace",
     )?;
     // The Lease stays in the operator namespace (the release's).
     allowed(
@@ -1737,10 +1751,10 @@ async fn watch_namespace_confines_the_service_account_to_that_namespace(
         user,
     )?;
     expect_forbidden(
-        Api::<Secret>::namespaced(identity.client.clone(), &ctx.namespace)
+        Api::<Secret>::namespaced(identity.client.clone(), &watched)
             .create(&PostParams::default(), &typed(record)?)
             .await,
-        "create secrets outside the watched namespace",
+        "create secrets in the watched namespace",
         user,
     )?;
     expect_forbidden(

@@ -76,7 +76,7 @@ the container's `http` port).
 {{- end }}
 
 {{/*
-RBAC rules for the custom resources, Events and Lockdown record Secrets, shared by the
+RBAC rules for the custom resources and Events, shared by the
 ClusterRole (every namespace) and the Role (watchNamespace). Only the verbs the operator uses.
 */}}
 {{- define "opal-operator.watchRules" -}}
@@ -93,25 +93,16 @@ ClusterRole (every namespace) and the Role (watchNamespace). Only the verbs the 
 - apiGroups: [opal-operator.io]
   resources: [rolemappings/status, accesspolicies/status, reviewschedules/status, lockdowns/status]
   verbs: [get, patch]
-# The finalizers themselves are set with patch above. Clusters running the
-# OwnerReferencesPermissionEnforcement admission plugin (OpenShift, hardened clusters) also
-# demand `update` on an owner's finalizers subresource before any object may name it as owner
-# with blockOwnerDeletion, as the Lockdown's record Secret does.
+# RoleMapping finalizers are set with patch above; clusters running the
+# OwnerReferencesPermissionEnforcement admission plugin also ask for `update` here.
 - apiGroups: [opal-operator.io]
-  resources: [rolemappings/finalizers, lockdowns/finalizers]
+  resources: [rolemappings/finalizers]
   verbs: [update]
 # Every grant/revoke batch, breaker trip and lockdown is reported as an Event in the object's
 # namespace; repeats of one Event are patched into a series.
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
-{{- if .Values.rbac.lockdownRecordSecrets }}
-# A Lockdown whose revocation record outgrows its status writes the whole record to the Secret
-# its spec names (recordSecretName), in its own namespace, and reads it back to restore.
-- apiGroups: [""]
-  resources: [secrets]
-  verbs: [get, create, patch]
-{{- end }}
 {{- end }}
 
 {{/*
