@@ -378,7 +378,7 @@ fn only_optional_kinds(not_served: &[String]) -> Result<(), Failed> {
     Ok(())
 }
 
-async fn ensure_namespace(client: &Client, namespace: &str) -> Result<(), Failed> {
+pub(crate) async fn ensure_namespace(client: &Client, namespace: &str) -> Result<(), Failed> {
     let manifest: Namespace = typed(json!({"metadata": {"name": namespace}}))?;
     match Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &manifest)

@@ -254,19 +254,23 @@ pub struct OperatorOptions {
 /// TokenRequest token) instead of as cluster admin, so a verb the chart lacks fails a trial.
 pub const IDENTITY_ENV: &str = "OPAL_OPERATOR_E2E_IDENTITY";
 
-/// The client the operator runs with: admin, or the chart's ServiceAccount (watching only the
-/// trial namespace) when [`IDENTITY_ENV`] says `chart`. `chart_values` are extra `helm`
-/// arguments, e.g. config that names a Secret the chart must let the operator read.
-async fn operator_client(ctx: &TestContext, chart_values: &[String]) -> Result<Client, Failed> {
+/// The client the operator runs with: admin, or the chart's ServiceAccount (watching only
+/// `watch_namespace`, or every namespace) when [`IDENTITY_ENV`] says `chart`. `chart_values`
+/// are extra `helm` arguments, e.g. config that names a Secret the chart must let the operator
+/// read.
+async fn operator_client(
+    ctx: &TestContext,
+    chart_values: &[String],
+    watch_namespace: Option<&str>,
+) -> Result<Client, Failed> {
     if std::env::var(IDENTITY_ENV).as_deref() != Ok("chart") {
         return Ok(ctx.client.clone());
     }
     let helm = crate::trials::chart::Helm::locate()?
         .ok_or("the chart identity needs helm (OPAL_OPERATOR_HELM)")?;
-    let mut values = vec![
-        "--set".to_owned(),
-        format!("watchNamespace={}", ctx.namespace),
-    ];
+    let mut values: Vec<String> = watch_namespace
+        .map(|namespace| vec!["--set".to_owned(), format!("watchNamespace={namespace}")])
+        .unwrap_or_default();
     values.extend(chart_values.iter().cloned());
     let values: Vec<&str> = values.iter().map(String::as_str).collect();
     let identity = crate::trials::chart::chart_service_account_client(ctx, &helm, &values).await?;
@@ -290,7 +294,27 @@ impl InProcessOperator {
         options: OperatorOptions,
         chart_values: &[String],
     ) -> Result<Self, Failed> {
-        let client = &operator_client(ctx, chart_values).await?;
+        Self::launch(ctx, org, options, chart_values, Some(org.namespace.clone())).await
+    }
+
+    /// Starts the operator watching every namespace (the chart's ClusterRole under the chart
+    /// identity). Only for a cluster of the trial's own: it acts on every namespace's objects.
+    pub async fn start_cluster_wide(
+        ctx: &TestContext,
+        org: &Org,
+        options: OperatorOptions,
+    ) -> Result<Self, Failed> {
+        Self::launch(ctx, org, options, &[], None).await
+    }
+
+    async fn launch(
+        ctx: &TestContext,
+        org: &Org,
+        options: OperatorOptions,
+        chart_values: &[String],
+        watch_namespace: Option<String>,
+    ) -> Result<Self, Failed> {
+        let client = &operator_client(ctx, chart_values, watch_namespace.as_deref()).await?;
         let config = org.config()?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -303,7 +327,7 @@ impl InProcessOperator {
         });
         let run_options = RunOptions {
             config,
-            watch_namespace: Some(org.namespace.clone()),
+            watch_namespace,
             lease,
             listen: addr,
             timing: LoopTiming {

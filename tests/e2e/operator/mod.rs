@@ -10,6 +10,7 @@ mod lockdown;
 mod notify;
 mod review;
 mod safety;
+mod tenancy;
 mod webhooks;
 
 use super::E2eTrial;
@@ -22,6 +23,7 @@ pub fn trials() -> Vec<E2eTrial> {
         lockdown::trials(),
         notify::trials(),
         safety::trials(),
+        tenancy::trials(),
         hr_changes::trials(),
         webhooks::trials(),
     ]
