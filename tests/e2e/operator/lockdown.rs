@@ -2,11 +2,11 @@
 //! (governed or not), none comes back while the lockdown holds, and the recorded set is
 //! restored exactly when the Lockdown is deleted or expires.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kube::ResourceExt;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use libtest_mimic::Failed;
 use opal_operator::controller::LOCKDOWN_FINALIZER;
 use opal_operator::crd::{Lockdown, LockdownPhase, TargetKind};
@@ -317,6 +317,7 @@ async fn lockdown_revokes_everything_and_restores_on_delete(
     if phase(&still) != Some(LockdownPhase::Active) {
         return Err(format!("phase changed to {:?} while in force", phase(&still)).into());
     }
+    one_writer_per_status_field(&ctx, &still).await?;
 
     lockdowns.delete(name, &DeleteParams::default()).await?;
     eventually(
@@ -486,4 +487,114 @@ async fn an_expiring_lockdown_is_released(ctx: TestContext) -> Result<(), Failed
         return Err("the user lost restored access after release".into());
     }
     operator.stop().await
+}
+
+/// Each part of the status has exactly one field manager, so a writer that works from a stale
+/// cache cannot undo another's fields: replaying the Lockdown controller's part as it looked
+/// before the record (what a lagging cache holds) leaves the record and the phase alone, and
+/// the activation is announced once.
+async fn one_writer_per_status_field(ctx: &TestContext, active: &Lockdown) -> Result<(), Failed> {
+    let expected: [(&str, &[&str]); 3] = [
+        (
+            "opal-operator/status",
+            &["conditions", "expiresAt", "failures", "observedGeneration"],
+        ),
+        (
+            "opal-operator/lockdown-record",
+            &["recordComplete", "revoked", "revokedCount"],
+        ),
+        (
+            "opal-operator/lockdown-lifecycle",
+            &[
+                "activatedAt",
+                "phase",
+                "releaseFailures",
+                "restoredCount",
+                "timeToLockdownMs",
+            ],
+        ),
+    ];
+    let mut owners: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in active.metadata.managed_fields.iter().flatten() {
+        if entry.subresource.as_deref() != Some("status") {
+            continue;
+        }
+        let fields = entry
+            .fields_v1
+            .as_ref()
+            .map(|f| f.0.clone())
+            .unwrap_or_default();
+        let status = fields.get("f:status").and_then(|s| s.as_object());
+        let names = status
+            .into_iter()
+            .flat_map(|s| s.keys())
+            .filter_map(|k| k.strip_prefix("f:").map(str::to_owned));
+        owners
+            .entry(entry.manager.clone().unwrap_or_default())
+            .or_default()
+            .extend(names);
+    }
+    for (manager, fields) in expected {
+        let owned = owners.remove(manager).unwrap_or_default();
+        let want: BTreeSet<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+        if owned != want {
+            return Err(format!("{manager} owns {owned:?}, expected {want:?}").into());
+        }
+    }
+    if !owners.is_empty() {
+        return Err(format!("other status writers: {owners:?}").into());
+    }
+
+    let lockdowns = api::<Lockdown>(&ctx.client, &ctx.namespace);
+    let name = active.name_any();
+    let stale = json!({
+        "apiVersion": "opal-operator.io/v1alpha1",
+        "kind": "Lockdown",
+        "status": {"conditions": [], "observedGeneration": 1, "failures": []},
+    });
+    lockdowns
+        .patch_status(
+            &name,
+            &PatchParams::apply("opal-operator/status").force(),
+            &Patch::Apply(&stale),
+        )
+        .await?;
+    let after = lockdowns.get(&name).await?;
+    let (before, now) = (active.status.clone(), after.status.clone());
+    let record = |s: &Option<opal_operator::crd::LockdownStatus>| {
+        s.as_ref()
+            .map(|s| (s.phase, s.revoked.clone(), s.revoked_count, s.activated_at))
+    };
+    if record(&before) != record(&now) {
+        return Err("a stale status write changed the record or the phase".into());
+    }
+    // The controller restores its own part; the activation is still announced only once.
+    eventually("the conditions are written again", SETTLE, || async {
+        let object = lockdowns.get(&name).await?;
+        Ok(object
+            .status
+            .is_some_and(|s| is_true(&s.conditions, "Active"))
+            .then_some(()))
+    })
+    .await?;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let announced: Vec<_> = events
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("Active")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str())
+        })
+        .collect();
+    if announced.len() != 1 || announced.iter().any(|e| e.series.is_some()) {
+        return Err(format!(
+            "the activation was announced {} time(s) or repeated",
+            announced.len()
+        )
+        .into());
+    }
+    Ok(())
 }
