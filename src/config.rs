@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::crd::SafetySpec;
+use crate::crd::{ALERT_FIELD_PATH_MAX_CHARS, ALERT_FIELD_PATH_PATTERN, SafetySpec};
 use crate::engine::parse_go_duration;
 use crate::hris::{HrisConfig, SecretRef};
 use crate::notify::NotifyConfig;
@@ -116,6 +116,10 @@ pub struct WebhookSettings {
     /// `POST /webhooks/alerts/datadog`, authenticated with a shared secret.
     #[serde(default)]
     pub datadog: Option<DatadogAlertSettings>,
+    /// `POST /webhooks/alerts/generic` for EDR and other tools that can POST JSON, signed with
+    /// HMAC-SHA256 of the body.
+    #[serde(default)]
+    pub generic: Option<GenericAlertSettings>,
 }
 
 /// The Workday change hook.
@@ -140,6 +144,65 @@ pub struct SplunkAlertSettings {
 pub struct DatadogAlertSettings {
     /// Secret Datadog sends in a custom header (or uses to sign the body).
     pub secret: SecretRef,
+}
+
+/// The generic alert hook.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenericAlertSettings {
+    /// Key of the HMAC-SHA256 signature the sender puts on every body.
+    pub secret: SecretRef,
+    /// Where in the body the alert's fields are.
+    #[serde(default)]
+    pub fields: AlertFieldPaths,
+}
+
+/// Dot paths into a generic alert's JSON body (`detection.user.email`, `users.0`); each is
+/// optional.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlertFieldPaths {
+    /// The user's email; unset: the AccessPolicy's `incidentResponse.userField`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The severity word (`critical`, `high`, …, `P1`–`P5`); unset or absent from the body:
+    /// the alert counts as meeting `minSeverity`.
+    #[serde(default)]
+    pub severity: Option<String>,
+    /// The alert's identity, stable across redeliveries; unset or absent: a hash of the body.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The title quoted in the Lockdown's reason; unset or absent: "Generic alert".
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+impl AlertFieldPaths {
+    /// Every path is what the alert hooks' dot-path walker can follow (the same shape as
+    /// `incidentResponse.userField`), so a typo fails at startup rather than on every alert.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let pattern = regex::Regex::new(ALERT_FIELD_PATH_PATTERN).expect("static pattern compiles");
+        for (field, path) in [
+            ("webhooks.generic.fields.user", &self.user),
+            ("webhooks.generic.fields.severity", &self.severity),
+            ("webhooks.generic.fields.id", &self.id),
+            ("webhooks.generic.fields.title", &self.title),
+        ] {
+            if let Some(path) = path
+                && (path.chars().count() > ALERT_FIELD_PATH_MAX_CHARS || !pattern.is_match(path))
+            {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!(
+                        "must be a dot path such as `detection.user.email`: letters, digits, \
+                         `_` and `-` between single dots, at most {ALERT_FIELD_PATH_MAX_CHARS} \
+                         characters"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How to reach Opal.
@@ -325,6 +388,9 @@ impl OperatorConfig {
                 "must be at least 1",
             ));
         }
+        if let Some(generic) = &self.webhooks.generic {
+            generic.fields.validate()?;
+        }
         // The hook's employee IDs are looked up in the HR source, so they must be Workday's.
         if self.webhooks.workday.is_some() && !matches!(self.hris, HrisConfig::Workday(_)) {
             return Err(ConfigError::invalid(
@@ -469,6 +535,13 @@ webhooks:
   workday: {secret: {env: WORKDAY_HOOK_SECRET}}
   splunk: {token: {file: /run/secrets/splunk-token}}
   datadog: {secret: {env: DATADOG_HOOK_SECRET}}
+  generic:
+    secret: {env: EDR_HOOK_SECRET}
+    fields:
+      user: detection.users.0.email
+      severity: detection.severity_name
+      id: detection.id
+      title: detection.name
 "#;
         let config = OperatorConfig::from_yaml_str(&text).expect("valid config");
         assert_eq!(
@@ -487,6 +560,28 @@ webhooks:
         assert_eq!(
             config.webhooks.datadog.map(|hook| hook.secret),
             Some(SecretRef::Env("DATADOG_HOOK_SECRET".into()))
+        );
+        assert_eq!(
+            config.webhooks.generic,
+            Some(GenericAlertSettings {
+                secret: SecretRef::Env("EDR_HOOK_SECRET".into()),
+                fields: AlertFieldPaths {
+                    user: Some("detection.users.0.email".into()),
+                    severity: Some("detection.severity_name".into()),
+                    id: Some("detection.id".into()),
+                    title: Some("detection.name".into()),
+                },
+            })
+        );
+
+        // Every path is optional.
+        let bare = OperatorConfig::from_yaml_str(&format!(
+            "{VALID}webhooks: {{generic: {{secret: {{env: EDR_HOOK_SECRET}}}}}}\n"
+        ))
+        .expect("valid config");
+        assert_eq!(
+            bare.webhooks.generic.map(|hook| hook.fields),
+            Some(AlertFieldPaths::default())
         );
     }
 
@@ -516,6 +611,50 @@ webhooks:
             "{VALID}webhooks: {{datadog: {{secret: hunter2}}}}\n"
         ));
         assert!(message.contains("`webhooks.datadog.secret`"), "{message}");
+        assert!(
+            !message.contains("hunter2"),
+            "the value must not be echoed: {message}"
+        );
+
+        for (fields, field) in [
+            ("{user: 'detection..user'}", "webhooks.generic.fields.user"),
+            (
+                "{severity: 'severity name'}",
+                "webhooks.generic.fields.severity",
+            ),
+            ("{id: ''}", "webhooks.generic.fields.id"),
+            ("{title: '$.title'}", "webhooks.generic.fields.title"),
+        ] {
+            let message = error_of(&format!(
+                "{VALID}webhooks: {{generic: {{secret: {{env: G}}, fields: {fields}}}}}\n"
+            ));
+            assert!(
+                message.contains(&format!("`{field}`")) && message.contains("dot path"),
+                "{fields}: {message}"
+            );
+        }
+        let too_long = format!("a.{}", "b".repeat(ALERT_FIELD_PATH_MAX_CHARS));
+        let message = error_of(&format!(
+            "{VALID}webhooks: {{generic: {{secret: {{env: G}}, fields: {{user: {too_long}}}}}}}\n"
+        ));
+        assert!(
+            message.contains("`webhooks.generic.fields.user`"),
+            "{message}"
+        );
+
+        let message = error_of(&format!(
+            "{VALID}webhooks: {{generic: {{secret: {{env: G}}, fields: {{email: user}}}}}}\n"
+        ));
+        assert!(
+            message.contains("`webhooks.generic.fields.email`")
+                && message.contains("unknown field"),
+            "{message}"
+        );
+
+        let message = error_of(&format!(
+            "{VALID}webhooks: {{generic: {{secret: hunter2}}}}\n"
+        ));
+        assert!(message.contains("`webhooks.generic.secret`"), "{message}");
         assert!(
             !message.contains("hunter2"),
             "the value must not be echoed: {message}"

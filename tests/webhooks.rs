@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use hmac::{Hmac, Mac};
+use opal_operator::config::AlertFieldPaths;
 use opal_operator::crd::{AlertSeverity, AlertSource, IncidentResponseSpec, Lockdown};
 use opal_operator::engine::ObjectKey;
 use opal_operator::hris::{Secret, WebhookVerifier};
@@ -25,11 +26,18 @@ const BAMBOOHR_KEY: &str = "bhr-private-key-Pk31";
 const WORKDAY_SECRET: &str = "workday-hook-secret-Ws58";
 const SPLUNK_TOKEN: &str = "splunk-alert-token-St72";
 const DATADOG_SECRET: &str = "datadog-hook-secret-Ds19";
+const GENERIC_SECRET: &str = "generic-hook-secret-Gs44";
 const NAMESPACE: &str = "opal-system";
 const MAX_BODY_BYTES: usize = 4096;
 
 /// Every secret, to check no answer ever quotes one.
-const SECRETS: [&str; 4] = [BAMBOOHR_KEY, WORKDAY_SECRET, SPLUNK_TOKEN, DATADOG_SECRET];
+const SECRETS: [&str; 5] = [
+    BAMBOOHR_KEY,
+    WORKDAY_SECRET,
+    SPLUNK_TOKEN,
+    DATADOG_SECRET,
+    GENERIC_SECRET,
+];
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -133,7 +141,7 @@ struct Server {
 }
 
 impl Server {
-    /// Every hook configured, sinks recording, a policy for both sources at minimum High.
+    /// Every hook configured, sinks recording, a policy for every source at minimum High.
     async fn start() -> Self {
         Self::start_with(|state| {
             state
@@ -144,6 +152,10 @@ impl Server {
                 .with_workday_secret(Secret::new(WORKDAY_SECRET).expect("secret"))
                 .with_splunk_token(Secret::new(SPLUNK_TOKEN).expect("token"))
                 .with_datadog_secret(Secret::new(DATADOG_SECRET).expect("secret"))
+                .with_generic_alerts(
+                    Secret::new(GENERIC_SECRET).expect("secret"),
+                    generic_fields(),
+                )
         })
         .await
     }
@@ -154,7 +166,11 @@ impl Server {
         let incidents = Arc::new(FakeIncidentSink::default());
         *incidents.policy.lock().expect("lock") = Some(incident_policy(
             AlertSeverity::High,
-            vec![AlertSource::Splunk, AlertSource::Datadog],
+            vec![
+                AlertSource::Splunk,
+                AlertSource::Datadog,
+                AlertSource::Generic,
+            ],
         ));
         let state = WebhookState::new(Arc::new(Metrics::new()), health.clone(), NAMESPACE)
             .with_max_body_bytes(MAX_BODY_BYTES)
@@ -280,8 +296,17 @@ fn borrowed<'h>(headers: &'h [(&'static str, String)]) -> Vec<(&'static str, &'h
         .collect()
 }
 
+/// `X-Opal-Operator-Signature` of `body` under `key`.
+fn signature(key: &str, body: &[u8]) -> String {
+    format!("sha256={}", hmac_hex(key, &[body]))
+}
+
 fn workday_signature(body: &[u8]) -> String {
-    format!("sha256={}", hmac_hex(WORKDAY_SECRET, &[body]))
+    signature(WORKDAY_SECRET, body)
+}
+
+fn generic_signature(body: &[u8]) -> String {
+    signature(GENERIC_SECRET, body)
 }
 
 fn ids(list: &[&str]) -> BTreeSet<String> {
@@ -455,6 +480,11 @@ async fn bodies_over_the_limit_get_413_on_every_hook_and_reach_no_sink() {
             vec![("x-opal-operator-token", DATADOG_SECRET.to_owned())],
             splunk.clone(),
         ),
+        (
+            "/webhooks/alerts/generic",
+            vec![("x-opal-operator-signature", generic_signature(&splunk))],
+            splunk.clone(),
+        ),
     ] {
         let answer = server.post(path, &borrowed(&headers), body).await;
         answer.expect(413, "too_large");
@@ -478,9 +508,17 @@ async fn hooks_without_credentials_answer_404_and_reach_no_sink() {
         "/webhooks/workday",
         "/webhooks/alerts/splunk",
         "/webhooks/alerts/datadog",
+        "/webhooks/alerts/generic",
     ] {
         server
-            .post(path, &[("authorization", "Bearer anything")], &body[..])
+            .post(
+                path,
+                &[
+                    ("authorization", "Bearer anything"),
+                    ("x-opal-operator-signature", &generic_signature(body)),
+                ],
+                &body[..],
+            )
             .await
             .expect(404, "not_configured");
     }
@@ -912,5 +950,201 @@ async fn metrics_count_every_webhook_request_by_hook_and_outcome() {
         "{text}"
     );
     assert_eq!(lines.last(), Some(&"# EOF"));
+    server.stop().await;
+}
+
+/// Where the generic hook reads a CrowdStrike-like detection: the user's email elsewhere than
+/// the policy's `result.user`, so the test sees which one wins.
+fn generic_fields() -> AlertFieldPaths {
+    AlertFieldPaths {
+        user: Some("detection.user.email".into()),
+        severity: Some("detection.severity_name".into()),
+        id: Some("detection.id".into()),
+        title: Some("detection.name".into()),
+    }
+}
+
+fn edr_alert(id: &str, user: &str, severity: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "detection": {
+            "id": id,
+            "name": "Credential dumping on lap-7",
+            "severity_name": severity,
+            "user": {"email": user},
+        },
+        "result": {"user": "not-this-one@example.com"},
+    }))
+    .expect("json")
+}
+
+#[tokio::test]
+async fn a_signed_generic_alert_locks_the_user_at_the_configured_path_and_a_redelivery_finds_it() {
+    let server = Server::start().await;
+    let id = "ldt:4f2a9c:981";
+    let body = edr_alert(id, "Dana@Example.com", "Critical");
+    let name = expected_name("generic", id, "dana@example.com");
+
+    let answer = server
+        .post(
+            "/webhooks/alerts/generic",
+            &[("x-opal-operator-signature", &generic_signature(&body))],
+            body.clone(),
+        )
+        .await;
+    answer.expect(201, "created");
+    assert_eq!(
+        answer.body["lockdown"],
+        json!({"namespace": NAMESPACE, "name": name})
+    );
+    let stored = server.incidents.stored();
+    assert_eq!(stored.len(), 1);
+    check_lockdown(
+        &stored[0],
+        &name,
+        "generic",
+        "dana@example.com",
+        "Generic alert: Credential dumping on lap-7",
+        id,
+    );
+    let annotations = stored[0].metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("opal-operator.io/alert-id")
+            .map(String::as_str),
+        Some(id)
+    );
+
+    let answer = server
+        .post(
+            "/webhooks/alerts/generic",
+            &[("x-opal-operator-signature", &generic_signature(&body))],
+            body,
+        )
+        .await;
+    answer.expect(200, "already_exists");
+    assert_eq!(answer.body["lockdown"]["name"], name.as_str());
+    assert_eq!(server.incidents.attempts().len(), 2);
+    assert_eq!(server.incidents.stored().len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn generic_alerts_without_a_valid_signature_get_401_and_create_nothing() {
+    let server = Server::start().await;
+    let body = edr_alert("ldt:1", "dana@example.com", "Critical");
+    let other = edr_alert("ldt:2", "dana@example.com", "Critical");
+    let right = generic_signature(&body);
+    for headers in [
+        vec![],
+        vec![("x-opal-operator-signature", signature("guess", &body))],
+        // The right key over another body.
+        vec![("x-opal-operator-signature", generic_signature(&other))],
+        // Malformed: no scheme, not hex, truncated.
+        vec![("x-opal-operator-signature", right[7..].to_owned())],
+        vec![("x-opal-operator-signature", "sha256=zz".to_owned())],
+        vec![(
+            "x-opal-operator-signature",
+            right[..right.len() - 2].to_owned(),
+        )],
+        // The secret itself is no credential here: only a signature is.
+        vec![("x-opal-operator-token", GENERIC_SECRET.to_owned())],
+        vec![("authorization", format!("Bearer {GENERIC_SECRET}"))],
+    ] {
+        let answer = server
+            .post(
+                "/webhooks/alerts/generic",
+                &borrowed(&headers),
+                body.clone(),
+            )
+            .await;
+        answer.expect(401, "unauthorized");
+        assert!(
+            answer.error().contains("x-opal-operator-signature")
+                || answer.error().contains("signature does not match"),
+            "{headers:?}: {}",
+            answer.body
+        );
+    }
+    // Unauthenticated garbage is refused as unauthenticated, not read.
+    server
+        .post("/webhooks/alerts/generic", &[], &b"{not json"[..])
+        .await
+        .expect(401, "unauthorized");
+    assert!(server.incidents.attempts().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn signed_generic_alerts_without_a_usable_user_or_severity_get_400_with_the_path() {
+    let server = Server::start().await;
+    for (body, reason) in [
+        (b"{not json".to_vec(), "not JSON"),
+        (
+            serde_json::to_vec(&json!({
+                "detection": {"id": "ldt:3", "severity_name": "High"},
+                "result": {"user": "not-this-one@example.com"},
+            }))
+            .expect("json"),
+            "has no `detection.user.email` (webhooks.generic.fields.user)",
+        ),
+        (
+            edr_alert("ldt:4", "dana", "High"),
+            "`detection.user.email` holds no email",
+        ),
+        (
+            edr_alert("ldt:5", "dana@example.com", "90"),
+            "`detection.severity_name` is \"90\"",
+        ),
+    ] {
+        let answer = server
+            .post(
+                "/webhooks/alerts/generic",
+                &[("x-opal-operator-signature", &generic_signature(&body))],
+                body,
+            )
+            .await;
+        answer.expect(400, "malformed");
+        assert!(answer.error().contains(reason), "{reason}: {}", answer.body);
+    }
+    assert!(server.incidents.attempts().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn generic_alerts_below_the_minimum_or_from_an_unaccepted_source_create_nothing() {
+    let server = Server::start().await;
+    let low = edr_alert("ldt:6", "dana@example.com", "Medium");
+    let answer = server
+        .post(
+            "/webhooks/alerts/generic",
+            &[("x-opal-operator-signature", &generic_signature(&low))],
+            low,
+        )
+        .await;
+    answer.expect(202, "ignored");
+    assert!(
+        answer.body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("below the policy's minimum High"),
+        "{}",
+        answer.body
+    );
+
+    *server.incidents.policy.lock().expect("lock") = Some(incident_policy(
+        AlertSeverity::Info,
+        vec![AlertSource::Splunk, AlertSource::Datadog],
+    ));
+    let critical = edr_alert("ldt:7", "dana@example.com", "Critical");
+    let answer = server
+        .post(
+            "/webhooks/alerts/generic",
+            &[("x-opal-operator-signature", &generic_signature(&critical))],
+            critical,
+        )
+        .await;
+    answer.expect(422, "source_not_accepted");
+    assert!(answer.error().contains("generic"), "{}", answer.body);
+    assert!(server.incidents.attempts().is_empty());
     server.stop().await;
 }

@@ -73,7 +73,7 @@ pub struct AccessPolicySpec {
     #[serde(default)]
     #[schemars(length(max = 200))]
     pub resource_config: Vec<ResourceConfig>,
-    /// How inbound SIEM alerts become Lockdowns.
+    /// How inbound alerts (SIEM, EDR) become Lockdowns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident_response: Option<IncidentResponseSpec>,
     /// Which namespaces may govern which targets.
@@ -406,17 +406,26 @@ pub enum StageOperator {
     Or,
 }
 
-/// How inbound SIEM alerts become Lockdowns.
+/// A dot-separated path into an alert's JSON body (`result.user`, `users.0`): the shape both
+/// `incidentResponse.userField` and the operator config's generic alert fields must have.
+pub const ALERT_FIELD_PATH_PATTERN: &str = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$";
+/// Longest alert field path.
+pub const ALERT_FIELD_PATH_MAX_CHARS: usize = 256;
+
+/// How inbound alerts (SIEM, EDR) become Lockdowns.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentResponseSpec {
-    /// Alert sources accepted: `Splunk`, `Datadog`.
-    #[schemars(length(min = 1, max = 2))]
+    /// Alert sources accepted: `Splunk`, `Datadog`, `Generic` (the signed JSON hook for EDR
+    /// and other threat-detection tools).
+    #[schemars(length(min = 1, max = 3))]
     pub sources: Vec<AlertSource>,
     /// Dot-separated path of the alert field holding the user's email, e.g. `result.user`.
+    /// For `Generic` alerts the operator config's `webhooks.generic.fields.user`, when set,
+    /// is read instead.
     #[schemars(
-        length(min = 1, max = 256),
-        regex(pattern = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+        length(min = 1, max = ALERT_FIELD_PATH_MAX_CHARS),
+        regex(pattern = ALERT_FIELD_PATH_PATTERN)
     )]
     pub user_field: String,
     /// Alerts below this severity are ignored.
@@ -439,11 +448,13 @@ fn default_true() -> bool {
     true
 }
 
-/// `Splunk` or `Datadog`.
+/// `Splunk`, `Datadog` or `Generic` (any tool that POSTs signed JSON to
+/// `/webhooks/alerts/generic`, such as CrowdStrike or SentinelOne).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AlertSource {
     Splunk,
     Datadog,
+    Generic,
 }
 
 /// Alert severity, lowest to highest: `Info`, `Low`, `Medium`, `High` (default), `Critical`.

@@ -1,5 +1,5 @@
-//! SIEM alerts (Splunk, Datadog) turned into Lockdowns, as the AccessPolicy's
-//! `incidentResponse` says. Parsing and the decision are pure; the handler does the I/O.
+//! SIEM alerts (Splunk, Datadog) and generic ones (EDR and other tools) turned into Lockdowns,
+//! as the AccessPolicy's `incidentResponse` says. Parsing and the decision are pure; the handler does the I/O.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::HookError;
+use crate::config::AlertFieldPaths;
 use crate::crd::{
     AlertSeverity, AlertSource, IncidentResponseSpec, Lockdown, LockdownSpec, LockdownSubject,
 };
@@ -16,7 +17,8 @@ use crate::engine::ObjectKey;
 
 /// Label every alert-driven Lockdown carries: which SIEM created it.
 pub const ALERT_SOURCE_LABEL: &str = "opal-operator.io/alert-source";
-/// Annotation holding the alert's identity (Splunk `sid`, Datadog cycle key or ID, or a hash).
+/// Annotation holding the alert's identity (Splunk `sid`, Datadog cycle key or ID, the generic
+/// hook's `fields.id`, or a hash).
 pub const ALERT_ID_ANNOTATION: &str = "opal-operator.io/alert-id";
 /// Annotation naming the AccessPolicy whose `incidentResponse` applied.
 pub const ACCESS_POLICY_ANNOTATION: &str = "opal-operator.io/access-policy";
@@ -68,6 +70,8 @@ pub(super) struct Alert {
     severity: Option<AlertSeverity>,
     /// A Datadog "Recovered" notification: the condition has cleared.
     recovery: bool,
+    /// The hook's own path to the user's email, read instead of the policy's `userField`.
+    user_field: Option<String>,
     payload: Map<String, Value>,
 }
 
@@ -83,6 +87,7 @@ pub(super) fn source_label(source: AlertSource) -> &'static str {
     match source {
         AlertSource::Splunk => "splunk",
         AlertSource::Datadog => "datadog",
+        AlertSource::Generic => "generic",
     }
 }
 
@@ -179,6 +184,7 @@ pub(super) fn parse_splunk(body: &[u8]) -> Result<Alert, HookError> {
         incident: link.or(sid),
         severity,
         recovery: false,
+        user_field: None,
         payload,
     })
 }
@@ -204,6 +210,31 @@ pub(super) fn parse_datadog(body: &[u8]) -> Result<Alert, HookError> {
         identity: identity.map_or_else(|| body_hash(body), |(_, identity)| identity),
         severity,
         recovery,
+        user_field: None,
+        payload,
+    })
+}
+
+/// Any tool's JSON, read at the configured paths. A path the body lacks falls back as the
+/// other hooks do (identity: a body hash; severity: unstated), because senders omit optional
+/// fields; only the user is required, and `decide` reports where it was looked for.
+pub(super) fn parse_generic(body: &[u8], fields: &AlertFieldPaths) -> Result<Alert, HookError> {
+    let payload = parse_object(body)?;
+    let at = |path: &str| text_of(lookup(&payload, path));
+    let severity = match fields.severity.as_deref() {
+        Some(path) => severity_of(path, at(path))?,
+        None => None,
+    };
+    let identity = fields.id.as_deref().and_then(at);
+    let title = fields.title.as_deref().and_then(at);
+    Ok(Alert {
+        source: AlertSource::Generic,
+        title: title.unwrap_or_else(|| "Generic alert".into()),
+        incident: identity.clone(),
+        identity: identity.unwrap_or_else(|| body_hash(body)),
+        severity,
+        recovery: false,
+        user_field: fields.user.clone(),
         payload,
     })
 }
@@ -247,9 +278,14 @@ fn email_in(text: &str) -> Option<String> {
 }
 
 impl Alert {
-    /// The user's email at `user_field`, read from the body's root; for Splunk a path not found
-    /// there is also tried inside `result`, so `user` and `result.user` both work.
-    fn user_email(&self, user_field: &str) -> Result<String, HookError> {
+    /// The user's email at the hook's own path, else the policy's `user_field`, read from the
+    /// body's root; for Splunk a path not found there is also tried inside `result`, so `user`
+    /// and `result.user` both work.
+    fn user_email(&self, policy_user_field: &str) -> Result<String, HookError> {
+        let (user_field, origin) = match &self.user_field {
+            Some(path) => (path.as_str(), "webhooks.generic.fields.user"),
+            None => (policy_user_field, "the incident policy's userField"),
+        };
         let value = lookup(&self.payload, user_field).or_else(|| {
             match (self.source, self.payload.get("result")) {
                 (AlertSource::Splunk, Some(Value::Object(result))) => lookup(result, user_field),
@@ -258,7 +294,7 @@ impl Alert {
         });
         let Some(value) = value else {
             return Err(HookError::Malformed(format!(
-                "the alert has no `{user_field}` (the incident policy's userField)"
+                "the alert has no `{user_field}` ({origin})"
             )));
         };
         let Value::String(text) = value else {
@@ -291,6 +327,7 @@ impl Alert {
         let source_name = match self.source {
             AlertSource::Splunk => "Splunk",
             AlertSource::Datadog => "Datadog",
+            AlertSource::Generic => "Generic",
         };
         let mut lockdown = Lockdown::new(
             &name,
@@ -374,7 +411,11 @@ mod tests {
         IncidentPolicy {
             policy: ObjectKey::new("security", "default"),
             spec: IncidentResponseSpec {
-                sources: vec![AlertSource::Splunk, AlertSource::Datadog],
+                sources: vec![
+                    AlertSource::Splunk,
+                    AlertSource::Datadog,
+                    AlertSource::Generic,
+                ],
                 user_field: user_field.to_owned(),
                 min_severity,
                 lockdown_duration: "4h".into(),
@@ -465,6 +506,7 @@ mod tests {
                 incident: None,
                 severity: None,
                 recovery: false,
+                user_field: None,
                 payload: Map::new(),
             }
             .lockdown_name(email)
@@ -522,6 +564,147 @@ mod tests {
         assert_eq!(minimal.identity, "evt-9");
         assert_eq!(minimal.incident.as_deref(), Some("evt-9"));
         assert_eq!(minimal.title, "Datadog alert");
+    }
+
+    /// A CrowdStrike-like detection, relayed as is.
+    const EDR: &[u8] = br#"{"detection":{"id":"ldt:4f2a:981","name":"Credential dumping","severity_name":"Critical","severity":90,"device":{"hostname":"lap-7"},"users":[{"email":"Dana@Example.com"}]},"email":"someone-else@example.com"}"#;
+
+    fn edr_fields() -> AlertFieldPaths {
+        AlertFieldPaths {
+            user: Some("detection.users.0.email".into()),
+            severity: Some("detection.severity_name".into()),
+            id: Some("detection.id".into()),
+            title: Some("detection.name".into()),
+        }
+    }
+
+    #[test]
+    fn a_generic_alert_is_read_at_the_configured_paths() {
+        let alert = parse_generic(EDR, &edr_fields()).expect("alert");
+        assert_eq!(alert.identity, "ldt:4f2a:981");
+        assert_eq!(alert.title, "Credential dumping");
+        assert_eq!(alert.severity, Some(AlertSeverity::Critical));
+        // The hook's user path wins over the policy's `userField`.
+        let lockdown = lock(
+            alert
+                .decide(&policy("email", AlertSeverity::Critical), "ns")
+                .expect("decision"),
+        );
+        assert_eq!(
+            lockdown.spec.subjects[0].email.as_deref(),
+            Some("dana@example.com")
+        );
+        assert_eq!(lockdown.spec.reason, "Generic alert: Credential dumping");
+        assert_eq!(lockdown.spec.incident.as_deref(), Some("ldt:4f2a:981"));
+        assert_eq!(
+            lockdown.metadata.name,
+            Some(
+                Alert {
+                    source: AlertSource::Generic,
+                    identity: "ldt:4f2a:981".into(),
+                    title: String::new(),
+                    incident: None,
+                    severity: None,
+                    recovery: false,
+                    user_field: None,
+                    payload: Map::new(),
+                }
+                .lockdown_name("dana@example.com")
+            )
+        );
+        assert!(
+            lockdown
+                .metadata
+                .name
+                .unwrap_or_default()
+                .starts_with("generic-alert-")
+        );
+        let labels = lockdown.metadata.labels.unwrap_or_default();
+        assert_eq!(
+            labels.get(ALERT_SOURCE_LABEL).map(String::as_str),
+            Some("generic")
+        );
+        let annotations = lockdown.metadata.annotations.unwrap_or_default();
+        assert_eq!(
+            annotations.get(ALERT_ID_ANNOTATION).map(String::as_str),
+            Some("ldt:4f2a:981")
+        );
+    }
+
+    #[test]
+    fn a_generic_alert_without_configured_paths_uses_the_policy_user_field_and_a_body_hash() {
+        let alert = parse_generic(EDR, &AlertFieldPaths::default()).expect("alert");
+        assert_eq!(alert.identity, body_hash(EDR));
+        assert_eq!(alert.title, "Generic alert");
+        assert_eq!(alert.severity, None);
+        assert_eq!(alert.incident, None);
+        let lockdown = lock(
+            alert
+                .decide(&policy("email", AlertSeverity::Critical), "ns")
+                .expect("decision"),
+        );
+        assert_eq!(
+            lockdown.spec.subjects[0].email.as_deref(),
+            Some("someone-else@example.com")
+        );
+
+        // Configured paths the body lacks count as unstated; a numeric id is printed.
+        let sparse = parse_generic(br#"{"id":42,"email":"a@x.io"}"#, &edr_fields()).expect("alert");
+        assert_eq!(sparse.identity, body_hash(br#"{"id":42,"email":"a@x.io"}"#));
+        assert_eq!(sparse.severity, None);
+        assert_eq!(sparse.title, "Generic alert");
+        let numeric_id = AlertFieldPaths {
+            id: Some("id".into()),
+            ..AlertFieldPaths::default()
+        };
+        let numbered = parse_generic(br#"{"id":42}"#, &numeric_id).expect("alert");
+        assert_eq!(numbered.identity, "42");
+    }
+
+    #[test]
+    fn generic_alerts_are_filtered_and_refused_like_the_others() {
+        let low = br#"{"detection":{"severity_name":"Low","users":[{"email":"a@x.io"}]}}"#;
+        assert!(matches!(
+            parse_generic(low, &edr_fields())
+                .expect("alert")
+                .decide(&policy("email", AlertSeverity::Medium), "ns"),
+            Ok(AlertDecision::Ignore(reason)) if reason.contains("below")
+        ));
+
+        let mut no_generic = policy("email", AlertSeverity::Info);
+        no_generic.spec.sources = vec![AlertSource::Splunk, AlertSource::Datadog];
+        assert!(matches!(
+            parse_generic(EDR, &edr_fields())
+                .expect("alert")
+                .decide(&no_generic, "ns"),
+            Err(HookError::SourceNotAccepted("generic"))
+        ));
+
+        // Tools' numeric scales run in opposite directions, so a bare number is not guessed at.
+        let numeric = AlertFieldPaths {
+            severity: Some("detection.severity".into()),
+            ..edr_fields()
+        };
+        let error = parse_generic(EDR, &numeric).expect_err("numeric severity");
+        assert!(
+            error.to_string().contains("`detection.severity` is \"90\""),
+            "{error}"
+        );
+
+        let error = parse_generic(br#"{"email":"a@x.io"}"#, &edr_fields())
+            .expect("alert")
+            .decide(&policy("email", AlertSeverity::Info), "ns")
+            .expect_err("no user at the hook's path");
+        assert!(
+            error
+                .to_string()
+                .contains("has no `detection.users.0.email` (webhooks.generic.fields.user)"),
+            "{error}"
+        );
+        assert!(matches!(
+            parse_generic(b"[]", &edr_fields()),
+            Err(HookError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The one HTTP server: metrics, health probes, and inbound webhooks (HR change hooks, SIEM
-//! alerts).
+//! and EDR alerts).
 //!
 //! | Route | Answers |
 //! |---|---|
@@ -10,6 +10,7 @@
 //! | `POST /webhooks/workday` | Workday worker changes → [`HrChangeSink`], 202 |
 //! | `POST /webhooks/alerts/splunk` | Splunk alert → Lockdown, 201 (200 if it exists) |
 //! | `POST /webhooks/alerts/datadog` | Datadog alert → Lockdown, 201 (200 if it exists) |
+//! | `POST /webhooks/alerts/generic` | any tool's signed JSON alert → Lockdown, 201 (200 if it exists) |
 //!
 //! Every webhook request is handled in the same order, and nothing is acted on before the
 //! sender is authenticated: a hook without credentials in the configuration answers 404; a
@@ -39,7 +40,7 @@
 //! costs one refresh and changes nothing else.
 //!
 //! # Alerts
-//! Both alert hooks turn an alert into a `Lockdown` of one user as the `incidentResponse` of the
+//! The alert hooks turn an alert into a `Lockdown` of one user as the `incidentResponse` of the
 //! AccessPolicy in the operator namespace says (via [`IncidentSink`]):
 //! * no such policy → 422 `no_policy`; the source not in its `sources` → 422;
 //! * a recovery notification, or a severity below `minSeverity` → 202 `ignored`. An alert that
@@ -51,7 +52,7 @@
 //!   `result`, so `result.user` and `user` both name the result row's `user` column. A value
 //!   that is a Datadog tag list (`env:prod,user:alice@example.com`) yields its first
 //!   email-valued tag. No email there → 400;
-//! * otherwise a Lockdown named `<splunk|datadog>-alert-<16 hex>` (a hash of the source, the
+//! * otherwise a Lockdown named `<splunk|datadog|generic>-alert-<16 hex>` (a hash of the source, the
 //!   alert's identity and the email) is created in the operator namespace → 201, or found to
 //!   exist already (a redelivery) → 200. Its spec has one `email` subject, `reason`
 //!   `"<Source> alert: <title>"`, `incident` (the alert's link, else its identity), `duration`
@@ -82,6 +83,23 @@
 //!  "scope": "$ALERT_SCOPE"}
 //! ```
 //! with a monitor grouped by a `user` tag and `userField: scope`.
+//!
+//! ## Generic (EDR and other threat-detection tools)
+//! For CrowdStrike, SentinelOne or anything else that can POST JSON, directly or through a
+//! relay (a SOAR playbook, a Lambda) that signs. The body is signed as for Workday, with
+//! `webhooks.generic.secret`:
+//! ```text
+//! POST /webhooks/alerts/generic
+//! Content-Type: application/json
+//! X-Opal-Operator-Signature: sha256=<lowercase hex HMAC-SHA256 of the raw body>
+//! ```
+//! The body is any JSON object; `webhooks.generic.fields` says where its fields are, each a
+//! dot path as for `userField`: `user` (the email; unset: the policy's `userField`),
+//! `severity` (a word as above, or `P1`–`P5`; a bare number is refused, since tools' numeric
+//! scales run in opposite directions), `id` (the identity; else a hash of the body, so only an
+//! identical redelivery finds the same Lockdown) and `title`. A path the body lacks counts as
+//! unstated, except the user's. The source is `Generic`, which the policy's `sources` must
+//! list. There is no timestamp: a replayed body can only lock the same user again.
 
 mod alerts;
 mod auth;
@@ -110,7 +128,7 @@ pub use auth::{SIGNATURE_HEADER, TOKEN_HEADER};
 pub use health::Health;
 pub use hr::HrChangeSink;
 
-use crate::config::OperatorConfig;
+use crate::config::{AlertFieldPaths, OperatorConfig};
 use crate::engine::ObjectKey;
 use crate::hris::{HrisConfig, HrisError, Secret, WebhookError, WebhookVerifier};
 use crate::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
@@ -227,9 +245,16 @@ pub struct WebhookState {
     workday: Option<Secret>,
     splunk: Option<Secret>,
     datadog: Option<Secret>,
+    generic: Option<GenericHook>,
     sinks: WebhookSinks,
     max_body_bytes: usize,
     operator_namespace: String,
+}
+
+/// The generic alert hook's signing key and where its alerts keep their fields.
+struct GenericHook {
+    secret: Secret,
+    fields: AlertFieldPaths,
 }
 
 /// Body limit when none is configured (matches `server.maxBodyBytes`' default).
@@ -249,6 +274,7 @@ impl WebhookState {
             workday: None,
             splunk: None,
             datadog: None,
+            generic: None,
             sinks: WebhookSinks::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             operator_namespace: operator_namespace.into(),
@@ -292,6 +318,12 @@ impl WebhookState {
         if let Some(datadog) = &hooks.datadog {
             state = state.with_datadog_secret(secret("webhooks.datadog.secret", &datadog.secret)?);
         }
+        if let Some(generic) = &hooks.generic {
+            state = state.with_generic_alerts(
+                secret("webhooks.generic.secret", &generic.secret)?,
+                generic.fields.clone(),
+            );
+        }
         Ok(state)
     }
 
@@ -316,6 +348,13 @@ impl WebhookState {
     /// Enables `POST /webhooks/alerts/datadog`, authenticated with this secret.
     pub fn with_datadog_secret(mut self, secret: Secret) -> Self {
         self.datadog = Some(secret);
+        self
+    }
+
+    /// Enables `POST /webhooks/alerts/generic`, signed with this key, its alerts read at these
+    /// paths.
+    pub fn with_generic_alerts(mut self, secret: Secret, fields: AlertFieldPaths) -> Self {
+        self.generic = Some(GenericHook { secret, fields });
         self
     }
 
@@ -355,6 +394,7 @@ pub fn router(state: Arc<WebhookState>) -> Router {
         .route("/webhooks/workday", post(workday))
         .route("/webhooks/alerts/splunk", post(splunk_alert))
         .route("/webhooks/alerts/datadog", post(datadog_alert))
+        .route("/webhooks/alerts/generic", post(generic_alert))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -588,6 +628,26 @@ async fn accept_datadog_alert(
     act_on_alert(state, alerts::parse_datadog(&body)?).await
 }
 
+async fn generic_alert(
+    State(state): State<Arc<WebhookState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = accept_generic_alert(&state, &headers, body).await;
+    reply(&state, "generic", result)
+}
+
+async fn accept_generic_alert(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<HookSuccess, HookError> {
+    let hook = state.generic.as_ref().ok_or(HookError::NotConfigured)?;
+    let body = read_body(body, state.max_body_bytes)?;
+    auth::verify_signature(&hook.secret, headers, &body)?;
+    act_on_alert(state, alerts::parse_generic(&body, &hook.fields)?).await
+}
+
 async fn act_on_alert(state: &WebhookState, alert: Alert) -> Result<HookSuccess, HookError> {
     let sink = state
         .sinks
@@ -634,6 +694,7 @@ mod tests {
         bamboohr_key: &std::path::Path,
         splunk_token: &std::path::Path,
         datadog: &str,
+        generic_secret: &std::path::Path,
     ) -> OperatorConfig {
         OperatorConfig::from_yaml_str(&format!(
             "operatorNamespace: security
@@ -650,9 +711,13 @@ server:
 webhooks:
   splunk: {{token: {{file: {}}}}}
   datadog: {{secret: {datadog}}}
+  generic:
+    secret: {{file: {}}}
+    fields: {{user: detection.user.email, id: detection.id}}
 ",
             bamboohr_key.display(),
             splunk_token.display(),
+            generic_secret.display(),
         ))
         .expect("valid config")
     }
@@ -662,11 +727,13 @@ webhooks:
         let bamboohr_key = secret_file("bhr-key");
         let splunk_token = secret_file("splunk-token");
         let datadog = secret_file("datadog-secret");
+        let generic = secret_file("generic-secret");
         let state = WebhookState::from_config(
             &config(
                 bamboohr_key.path(),
                 splunk_token.path(),
                 &format!("{{file: {}}}", datadog.path().display()),
+                generic.path(),
             ),
             Arc::new(Metrics::new()),
             Arc::new(Health::new()),
@@ -683,6 +750,16 @@ webhooks:
             state.datadog.as_ref().map(Secret::expose),
             Some("datadog-secret")
         );
+        let hook = state.generic.as_ref().expect("generic hook");
+        assert_eq!(hook.secret.expose(), "generic-secret");
+        assert_eq!(
+            hook.fields,
+            AlertFieldPaths {
+                user: Some("detection.user.email".into()),
+                id: Some("detection.id".into()),
+                ..AlertFieldPaths::default()
+            }
+        );
         assert_eq!(state.max_body_bytes, 2048);
         assert_eq!(state.operator_namespace, "security");
     }
@@ -691,11 +768,13 @@ webhooks:
     fn from_config_names_the_credential_it_cannot_read() {
         let bamboohr_key = secret_file("bhr-key");
         let splunk_token = secret_file("splunk-token");
+        let generic = secret_file("generic-secret");
         let error = WebhookState::from_config(
             &config(
                 bamboohr_key.path(),
                 splunk_token.path(),
                 "{env: OPAL_OPERATOR_TEST_SURELY_UNSET_DATADOG_SECRET}",
+                generic.path(),
             ),
             Arc::new(Metrics::new()),
             Arc::new(Health::new()),
