@@ -1,5 +1,6 @@
 //! SIEM alerts (Splunk, Datadog) and generic ones (EDR and other tools) turned into Lockdowns,
-//! as the AccessPolicy's `incidentResponse` says. Parsing and the decision are pure; the handler does the I/O.
+//! as the AccessPolicy's `incidentResponse` says. Parsing and the decision are pure; the
+//! handler does the I/O.
 
 use std::collections::BTreeMap;
 
@@ -496,21 +497,23 @@ mod tests {
         assert_eq!(again.metadata.name, Some(name));
     }
 
+    /// The Lockdown name an alert of this source and identity gets for this email.
+    fn name_of(source: AlertSource, identity: &str, email: &str) -> String {
+        Alert {
+            source,
+            identity: identity.into(),
+            title: String::new(),
+            incident: None,
+            severity: None,
+            recovery: false,
+            user_field: None,
+            payload: Map::new(),
+        }
+        .lockdown_name(email)
+    }
+
     #[test]
     fn names_differ_by_alert_user_and_source_and_fall_back_to_a_body_hash() {
-        let name_of = |source: AlertSource, identity: &str, email: &str| {
-            Alert {
-                source,
-                identity: identity.into(),
-                title: String::new(),
-                incident: None,
-                severity: None,
-                recovery: false,
-                user_field: None,
-                payload: Map::new(),
-            }
-            .lockdown_name(email)
-        };
         let base = name_of(AlertSource::Splunk, "sid-1", "a@x.io");
         assert_ne!(base, name_of(AlertSource::Splunk, "sid-2", "a@x.io"));
         assert_ne!(base, name_of(AlertSource::Splunk, "sid-1", "b@x.io"));
@@ -598,19 +601,11 @@ mod tests {
         assert_eq!(lockdown.spec.incident.as_deref(), Some("ldt:4f2a:981"));
         assert_eq!(
             lockdown.metadata.name,
-            Some(
-                Alert {
-                    source: AlertSource::Generic,
-                    identity: "ldt:4f2a:981".into(),
-                    title: String::new(),
-                    incident: None,
-                    severity: None,
-                    recovery: false,
-                    user_field: None,
-                    payload: Map::new(),
-                }
-                .lockdown_name("dana@example.com")
-            )
+            Some(name_of(
+                AlertSource::Generic,
+                "ldt:4f2a:981",
+                "dana@example.com"
+            ))
         );
         assert!(
             lockdown
