@@ -123,6 +123,13 @@ struct SimArgs {
     /// Share of requests answered with a 5xx (0.0 to 1.0).
     #[arg(long, default_value_t = 0.0)]
     rate_5xx: f64,
+    /// Share of writes acted on whose answer is then lost: the connection is dropped instead
+    /// (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    lost_answer_rate: f64,
+    /// Seed for the injected faults, so a run can be repeated exactly.
+    #[arg(long, default_value_t = opal_operator::sim::opal::DEFAULT_SEED)]
+    seed: u64,
     /// Turn off the simulator's own rate limiter (100 req/s, 50 req/s for writes).
     #[arg(long)]
     no_rate_limit: bool,
@@ -288,6 +295,7 @@ async fn serve_simulator(args: SimArgs) -> anyhow::Result<()> {
         faults: FaultConfig {
             too_many_requests_rate: args.rate_429,
             server_error_rate: args.rate_5xx,
+            lost_answer_rate: args.lost_answer_rate,
             ..FaultConfig::default()
         },
         rate_limit: if args.no_rate_limit {
@@ -295,6 +303,7 @@ async fn serve_simulator(args: SimArgs) -> anyhow::Result<()> {
         } else {
             RateLimitConfig::default()
         },
+        seed: args.seed,
         ..SimConfig::default()
     };
     let sim = RunningOpalSim::start_on(args.listen, fixture, config)

@@ -694,6 +694,68 @@ async fn server_errors_timeouts_and_resets_are_retried_to_success() {
 }
 
 #[tokio::test]
+async fn grants_and_revokes_whose_answer_was_lost_are_retried_to_the_same_end() {
+    for duplicate in [DuplicateGrant::ReturnExisting, DuplicateGrant::Conflict] {
+        let sim = start(SimConfig {
+            duplicate_grant: duplicate,
+            ..SimConfig::default()
+        })
+        .await;
+        let state = sim.state();
+        let group_id = state.group_id("group-00006").expect("group");
+        let user_id = state.users()[7].user_id.clone();
+        let memberships = || {
+            state
+                .group_members(&group_id)
+                .iter()
+                .filter(|m| m.user_id == user_id)
+                .count()
+        };
+        let (client, observer) = observed_client(config_for(&sim));
+
+        // Opal makes the change and the answer never arrives; the retry meets the grant.
+        sim.inject_faults(Some(ADD_GROUP_USER_ROUTE), [InjectedFault::LostAnswer]);
+        let granted = client
+            .grant_group_user(&group_id, &user_id, &GrantSpec::indefinite())
+            .await
+            .expect("the retried add succeeds");
+        match duplicate {
+            DuplicateGrant::ReturnExisting => {
+                assert!(matches!(granted, GrantOutcome::Granted(_)), "{granted:?}")
+            }
+            DuplicateGrant::Conflict => {
+                assert!(
+                    matches!(granted, GrantOutcome::AlreadyPresent),
+                    "{granted:?}"
+                )
+            }
+        }
+        assert_eq!(memberships(), 1);
+        let outcomes = observer.outcomes("groups.users.add");
+        assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+        assert!(matches!(outcomes[0], AttemptOutcome::Transport(_)));
+
+        // The same for a removal: the retry finds nothing left to remove.
+        sim.inject_faults(
+            Some("DELETE /groups/{group_id}/users/{user_id}"),
+            [InjectedFault::LostAnswer],
+        );
+        let revoked = client
+            .revoke_group_user(&group_id, &user_id, None)
+            .await
+            .expect("the retried removal succeeds");
+        assert_eq!(revoked, RevokeOutcome::AlreadyAbsent);
+        assert_eq!(memberships(), 0);
+
+        let counters = sim.counters();
+        assert_eq!(counters.lost_answers, 2);
+        assert_eq!(counters.handled_write_count(), 4);
+        assert!(counters.unexplained_repeats().is_empty());
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn creations_are_not_repeated_after_ambiguous_failures() {
     let sim = start(SimConfig::default()).await;
     let state = sim.state();

@@ -9,7 +9,7 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use opal_operator::sim::opal::{
     AccessLevel, BucketConfig, DuplicateGrant, FaultConfig, FixtureBundle, FixtureResource,
     FixtureUser, GrantTarget, InjectedFault, NewRequest, OrgFixture, RateLimitConfig,
-    RunningOpalSim, SimConfig, TimeoutOutcome,
+    RunningOpalSim, SimConfig, TimeoutOutcome, UnexplainedRepeat,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -980,6 +980,118 @@ async fn injected_faults_are_answered_and_counted() {
     assert_eq!(counters.status(502), 3);
     assert_eq!(counters.too_many_requests, failed);
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lost_answer_makes_the_change_and_withholds_the_reply() {
+    let sim = start(example_fixture(), quiet_config()).await;
+    let api = Api::new(&sim);
+    let state = sim.state();
+    let group = state.group_id("Sales").expect("group");
+    let user = state
+        .user_by_email("erin.park@acme.example")
+        .expect("erin")
+        .user_id;
+    let add = format!("/groups/{group}/users/{user}");
+    let is_member = || {
+        state
+            .group_members(&group)
+            .iter()
+            .any(|m| m.user_id == user)
+    };
+    assert!(!is_member());
+
+    sim.inject_faults(Some(ADD_GROUP_USER), [InjectedFault::LostAnswer]);
+    let lost = api
+        .try_send(Method::POST, &add, Some(json!({ "duration_minutes": 0 })))
+        .await;
+    assert!(lost.is_err(), "the client hears nothing");
+    assert!(is_member(), "but the membership was made");
+
+    // The client cannot tell, so it asks again; the repeat is explained by the lost answer.
+    let again = api
+        .send(Method::POST, &add, Some(json!({ "duration_minutes": 0 })))
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    let key = format!("POST /v1{add}");
+    let counters = sim.counters();
+    assert_eq!(counters.lost_answers, 1);
+    assert_eq!(counters.dropped_connections, 1);
+    assert_eq!(counters.injected_faults, 1);
+    assert_eq!(counters.handled_writes.get(&key), Some(&2));
+    assert_eq!(counters.lost_write_answers.get(&key), Some(&1));
+    assert!(counters.unexplained_repeats().is_empty());
+
+    // A third ask, after an answer was heard, is a repeat nothing explains.
+    api.send(Method::POST, &add, Some(json!({ "duration_minutes": 0 })))
+        .await;
+    let repeats = sim.counters().unexplained_repeats();
+    assert_eq!(
+        repeats,
+        vec![UnexplainedRepeat {
+            write: key,
+            handled: 3,
+            lost: 1,
+        }]
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn random_lost_answers_hit_writes_only_and_follow_the_seed() {
+    let group_adds = |sim: &RunningOpalSim| {
+        let state = sim.state();
+        let group = state.group_id("Sales").expect("group");
+        state
+            .users()
+            .into_iter()
+            .map(|user| format!("/groups/{group}/users/{}", user.user_id))
+            .collect::<Vec<_>>()
+    };
+    let config = |seed| SimConfig {
+        faults: FaultConfig {
+            lost_answer_rate: 0.5,
+            ..FaultConfig::none()
+        },
+        seed,
+        ..quiet_config()
+    };
+    let mut outcomes = Vec::new();
+    for seed in [1, 1, 2] {
+        let sim = start(example_fixture(), config(seed)).await;
+        let api = Api::new(&sim);
+        for _ in 0..10 {
+            assert!(api.get("/groups").await["results"].is_array());
+        }
+        let mut heard = Vec::new();
+        for add in group_adds(&sim) {
+            let answer = api
+                .try_send(Method::POST, &add, Some(json!({ "duration_minutes": 0 })))
+                .await;
+            heard.push(answer.is_ok());
+        }
+        let counters = sim.counters();
+        let lost = heard.iter().filter(|ok| !**ok).count() as u64;
+        assert!(
+            lost > 0 && lost < heard.len() as u64,
+            "about half: {heard:?}"
+        );
+        assert_eq!(counters.lost_answers, lost);
+        assert_eq!(counters.calls_with_status("GET /groups", 200), 10);
+        // Every write was acted on, heard or not.
+        assert_eq!(counters.handled_write_count(), heard.len() as u64);
+        let members = sim
+            .state()
+            .group_members(&sim.state().group_id("Sales").expect("group"));
+        assert_eq!(members.len(), heard.len());
+        outcomes.push(heard);
+        sim.shutdown().await;
+    }
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "the same seed loses the same answers"
+    );
+    assert_ne!(outcomes[0], outcomes[2], "another seed loses others");
 }
 
 #[tokio::test]

@@ -807,6 +807,7 @@ fn faults(retry_after: Option<Duration>) -> FaultConfig {
         timeout_hold: Duration::from_millis(150),
         timeout_outcome: TimeoutOutcome::GatewayTimeout,
         connection_reset_rate: 0.01,
+        ..FaultConfig::none()
     }
 }
 

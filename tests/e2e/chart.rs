@@ -639,11 +639,6 @@ fn expected_watch_rules() -> Triples {
             ],
             &["get", "patch"],
         ),
-        (
-            "opal-operator.io",
-            &["rolemappings/finalizers"],
-            &["update"],
-        ),
         ("events.k8s.io", &["events"], &["create", "patch"]),
     ])
 }

@@ -93,11 +93,6 @@ ClusterRole (every namespace) and the Role (watchNamespace). Only the verbs the 
 - apiGroups: [opal-operator.io]
   resources: [rolemappings/status, accesspolicies/status, reviewschedules/status, lockdowns/status]
   verbs: [get, patch]
-# RoleMapping finalizers are set with patch above; clusters running the
-# OwnerReferencesPermissionEnforcement admission plugin also ask for `update` here.
-- apiGroups: [opal-operator.io]
-  resources: [rolemappings/finalizers]
-  verbs: [update]
 # Every grant/revoke batch, breaker trip and lockdown is reported as an Event in the object's
 # namespace; repeats of one Event are patched into a series.
 - apiGroups: [events.k8s.io]

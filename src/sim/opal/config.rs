@@ -70,7 +70,8 @@ pub enum TimeoutOutcome {
 }
 
 /// Independent probabilities (0.0–1.0) of each injected failure per authenticated request.
-/// They are drawn in the order reset, timeout, 429, 5xx; the first one that fires wins.
+/// They are drawn in the order reset, timeout, 429, 5xx, lost answer; the first one that fires
+/// wins.
 #[derive(Clone, Debug)]
 pub struct FaultConfig {
     /// Probability of a 429 answer.
@@ -89,6 +90,9 @@ pub struct FaultConfig {
     pub timeout_outcome: TimeoutOutcome,
     /// Probability of dropping the connection without any answer.
     pub connection_reset_rate: f64,
+    /// Probability, for writes (POST, PUT, DELETE, PATCH) only, of acting on the request and then
+    /// dropping the connection instead of answering: the change is made, the client never hears.
+    pub lost_answer_rate: f64,
 }
 
 impl Default for FaultConfig {
@@ -102,6 +106,7 @@ impl Default for FaultConfig {
             timeout_hold: Duration::from_secs(30),
             timeout_outcome: TimeoutOutcome::GatewayTimeout,
             connection_reset_rate: 0.0,
+            lost_answer_rate: 0.0,
         }
     }
 }
@@ -127,6 +132,8 @@ pub enum InjectedFault {
     Timeout(Duration, TimeoutOutcome),
     /// Drop the connection without an answer.
     ConnectionReset,
+    /// Act on the request, then drop the connection instead of sending the answer.
+    LostAnswer,
 }
 
 /// A token bucket: `per_second` refill rate and room for `burst` requests at once.

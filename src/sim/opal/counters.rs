@@ -25,6 +25,13 @@ pub struct CounterSnapshot {
     pub injected_faults: u64,
     /// Connections closed without an answer.
     pub dropped_connections: u64,
+    /// Requests acted on whose answer was then withheld (the connection was dropped instead).
+    pub lost_answers: u64,
+    /// Writes the handlers acted on, per `METHOD /v1/concrete/path?query`: a count above one is
+    /// the same change asked for again.
+    pub handled_writes: BTreeMap<String, u64>,
+    /// Lost answers per write, keyed like `handled_writes`.
+    pub lost_write_answers: BTreeMap<String, u64>,
 }
 
 impl CounterSnapshot {
@@ -54,6 +61,38 @@ impl CounterSnapshot {
             .map(|(_, count)| count)
             .sum()
     }
+
+    /// Writes acted on more than once where a lost answer does not account for each repeat: a
+    /// client that hears every answer has no reason to ask for the same change twice.
+    pub fn unexplained_repeats(&self) -> Vec<UnexplainedRepeat> {
+        self.handled_writes
+            .iter()
+            .filter_map(|(write, &handled)| {
+                let lost = self.lost_write_answers.get(write).copied().unwrap_or(0);
+                (handled > lost + 1).then(|| UnexplainedRepeat {
+                    write: write.clone(),
+                    handled,
+                    lost,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes acted on, counting repeats.
+    pub fn handled_write_count(&self) -> u64 {
+        self.handled_writes.values().sum()
+    }
+}
+
+/// A write the handlers acted on more often than lost answers can explain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnexplainedRepeat {
+    /// `METHOD /v1/concrete/path?query`.
+    pub write: String,
+    /// Times the change was acted on.
+    pub handled: u64,
+    /// Times its answer was lost.
+    pub lost: u64,
 }
 
 pub(crate) fn is_write_method(method: &str) -> bool {
@@ -95,6 +134,26 @@ impl Counters {
 
     pub(crate) fn injected_fault(&self) {
         self.lock().injected_faults += 1;
+    }
+
+    pub(crate) fn handled_write(&self, write: &str) {
+        *self
+            .lock()
+            .handled_writes
+            .entry(write.to_owned())
+            .or_default() += 1;
+    }
+
+    /// `write` is `None` when the lost answer was a read's.
+    pub(crate) fn lost_answer(&self, write: Option<&str>) {
+        let mut counters = self.lock();
+        counters.lost_answers += 1;
+        if let Some(write) = write {
+            *counters
+                .lost_write_answers
+                .entry(write.to_owned())
+                .or_default() += 1;
+        }
     }
 
     pub(crate) fn dropped(&self) {

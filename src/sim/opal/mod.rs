@@ -92,7 +92,7 @@ pub use config::{
     BucketConfig, DEFAULT_PAGE_SIZE, DEFAULT_SEED, DEFAULT_TOKEN, DuplicateGrant, FaultConfig,
     InjectedFault, MAX_PAGE_SIZE, RateLimitConfig, SimConfig, TimeoutOutcome,
 };
-pub use counters::CounterSnapshot;
+pub use counters::{CounterSnapshot, UnexplainedRepeat};
 pub use fixture::{
     FixtureAccessSettings, FixtureApp, FixtureBundle, FixtureExpiry, FixtureGroup,
     FixtureGroupResource, FixtureMembership, FixtureMessageChannel, FixtureOwner, FixtureRequest,

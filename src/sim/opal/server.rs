@@ -78,6 +78,14 @@ impl FaultState {
             };
             return Some(InjectedFault::ServerError(status));
         }
+        // Drawn only when enabled, so seeded runs without it keep their earlier sequence.
+        let is_write = is_write_method(route.split(' ').next().unwrap_or_default());
+        if is_write
+            && config.lost_answer_rate > 0.0
+            && self.rng.random_bool(probability(config.lost_answer_rate))
+        {
+            return Some(InjectedFault::LostAnswer);
+        }
         None
     }
 }
@@ -362,33 +370,55 @@ async fn gate(State(shared): State<Shared>, request: Request, next: Next) -> Res
         .extensions()
         .get::<ConnectInfo<ConnectionInfo>>()
         .map(|info| info.0.clone());
-    if let Some(fault) = shared.draw_fault(&route, &config.faults) {
+    let fault = shared.draw_fault(&route, &config.faults);
+    if fault.is_some() {
         shared.counters.injected_fault();
-        return match fault {
-            InjectedFault::ConnectionReset => drop_connection(&shared, connection.as_ref()),
-            InjectedFault::Timeout(hold, outcome) => {
-                tokio::time::sleep(hold).await;
-                match outcome {
-                    TimeoutOutcome::GatewayTimeout => finish(
-                        ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
-                            .into_response(),
-                    ),
-                    TimeoutOutcome::Drop => drop_connection(&shared, connection.as_ref()),
-                }
-            }
-            InjectedFault::TooManyRequests { retry_after } => {
-                finish(too_many_requests(retry_after))
-            }
-            InjectedFault::ServerError(status) => {
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                finish(ApiError::new(status, "injected server error").into_response())
-            }
-        };
     }
+    let lose_answer = match fault {
+        None => false,
+        Some(InjectedFault::LostAnswer) => true,
+        Some(InjectedFault::ConnectionReset) => {
+            return drop_connection(&shared, connection.as_ref());
+        }
+        Some(InjectedFault::Timeout(hold, outcome)) => {
+            tokio::time::sleep(hold).await;
+            return match outcome {
+                TimeoutOutcome::GatewayTimeout => finish(
+                    ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
+                        .into_response(),
+                ),
+                TimeoutOutcome::Drop => drop_connection(&shared, connection.as_ref()),
+            };
+        }
+        Some(InjectedFault::TooManyRequests { retry_after }) => {
+            return finish(too_many_requests(retry_after));
+        }
+        Some(InjectedFault::ServerError(status)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return finish(ApiError::new(status, "injected server error").into_response());
+        }
+    };
     if !config.latency.is_zero() {
         tokio::time::sleep(config.latency).await;
     }
+    let handled_write = is_write_method(request.method().as_str()).then(|| write_key(&request));
     let response = next.run(request).await;
+    if let Some(key) = &handled_write {
+        shared.counters.handled_write(key);
+    }
+    if lose_answer {
+        shared.counters.lost_answer(handled_write.as_deref());
+        return drop_connection(&shared, connection.as_ref());
+    }
     finish(response)
+}
+
+/// A write as it was addressed: method, concrete path and query, so two calls with the same key
+/// asked for the same change.
+fn write_key(request: &Request) -> String {
+    let uri = request.uri();
+    let target = uri
+        .path_and_query()
+        .map_or_else(|| uri.path(), |target| target.as_str());
+    format!("{} {target}", request.method())
 }

@@ -386,6 +386,30 @@ impl Drop for InProcessOperator {
     }
 }
 
+/// Starts the built operator binary on the org's config, watching the trial namespace, with
+/// its log in the org's directory as `<identity>.log`. Killed when dropped.
+pub fn spawn_operator_binary(
+    ctx: &TestContext,
+    org: &Org,
+    identity: &str,
+    lease_seconds: u64,
+) -> Result<tokio::process::Child, Failed> {
+    let log = std::fs::File::create(org.dir.path().join(format!("{identity}.log")))?;
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_opal-operator"))
+        .args(["run", "--config"])
+        .arg(&org.config_path)
+        .args(["--watch-namespace", &ctx.namespace])
+        .args(["--lease-duration-seconds", &lease_seconds.to_string()])
+        .args(["--identity", identity, "--debounce-ms", "100"])
+        .env("KUBECONFIG", ctx.cluster.kubeconfig_path())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| format!("starting the operator binary: {error}").into())
+}
+
 /// Polls `check` every 200 ms until it returns `Some`, for at most `limit`.
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<T, Failed>
 where

@@ -2,7 +2,6 @@
 //! Opal, the leader is killed with SIGKILL, the other takes over within the lease duration and
 //! repairs new drift, and no write is ever made twice.
 
-use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -11,9 +10,8 @@ use kube::Api;
 use libtest_mimic::Failed;
 use opal_operator::crd::{ChangeAction, TargetKind};
 use opal_operator::engine::Cause;
-use tokio::process::{Child, Command};
 
-use super::harness::{Org, accepted_membership_writes, eventually};
+use super::harness::{Org, accepted_membership_writes, eventually, spawn_operator_binary};
 use crate::trials::{E2eTrial, TestContext};
 
 pub fn trials() -> Vec<E2eTrial> {
@@ -23,23 +21,6 @@ pub fn trials() -> Vec<E2eTrial> {
 }
 
 const LEASE_SECONDS: u64 = 4;
-
-fn spawn_operator(ctx: &TestContext, org: &Org, identity: &str) -> Result<Child, Failed> {
-    let log = std::fs::File::create(org.dir.path().join(format!("{identity}.log")))?;
-    Command::new(env!("CARGO_BIN_EXE_opal-operator"))
-        .args(["run", "--config"])
-        .arg(&org.config_path)
-        .args(["--watch-namespace", &ctx.namespace])
-        .args(["--lease-duration-seconds", &LEASE_SECONDS.to_string()])
-        .args(["--identity", identity, "--debounce-ms", "100"])
-        .env("KUBECONFIG", ctx.cluster.kubeconfig_path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|error| format!("starting the operator binary: {error}").into())
-}
 
 fn write_calls(org: &Org) -> (u64, u64) {
     accepted_membership_writes(&org.opal.counters())
@@ -70,8 +51,18 @@ async fn a_follower_takes_over_when_the_leader_dies_and_no_write_is_doubled(
     org.opal.reset_counters();
 
     // Mutex: the polling closures only need a moment's mutable access to ask for an exit.
-    let first = Mutex::new(spawn_operator(&ctx, &org, "operator-a")?);
-    let second = Mutex::new(spawn_operator(&ctx, &org, "operator-b")?);
+    let first = Mutex::new(spawn_operator_binary(
+        &ctx,
+        &org,
+        "operator-a",
+        LEASE_SECONDS,
+    )?);
+    let second = Mutex::new(spawn_operator_binary(
+        &ctx,
+        &org,
+        "operator-b",
+        LEASE_SECONDS,
+    )?);
     let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let leader = eventually(
         "one process holds the lease",

@@ -1,9 +1,11 @@
 //! The operator running against the simulators and the real apiserver: convergence, drift
-//! repair, HR changes, lockdowns, Observe/pause/breaker, leader election, webhooks, metrics.
+//! repair, HR changes, lockdowns, Observe/pause/breaker, leader election, crashes mid-apply,
+//! webhooks, metrics.
 
 pub mod harness;
 
 mod converge;
+mod crash;
 mod hr_changes;
 mod leader;
 mod lockdown;
@@ -19,6 +21,7 @@ pub fn trials() -> Vec<E2eTrial> {
     [
         converge::trials(),
         leader::trials(),
+        crash::trials(),
         review::trials(),
         lockdown::trials(),
         notify::trials(),
