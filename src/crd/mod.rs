@@ -3,6 +3,7 @@
 
 mod access_policy;
 mod common;
+mod description;
 mod lockdown;
 mod review_schedule;
 mod role_mapping;
@@ -39,14 +40,24 @@ impl CrdError {
     }
 }
 
-/// Every CRD the operator owns, in a stable order.
+/// Every CRD the operator owns, in a stable order, with descriptions reflowed into paragraphs.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut crds = vec![
         RoleMapping::crd(),
         AccessPolicy::crd(),
         ReviewSchedule::crd(),
         Lockdown::crd(),
-    ]
+    ];
+    for version in crds.iter_mut().flat_map(|crd| crd.spec.versions.iter_mut()) {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|validation| validation.open_api_v3_schema.as_mut())
+        {
+            description::reflow_schema(schema);
+        }
+    }
+    crds
 }
 
 /// One rendered CRD: the file name it is kept under in `crds/` and its YAML.

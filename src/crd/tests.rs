@@ -148,6 +148,35 @@ fn every_field_is_described() {
     }
 }
 
+/// `kubectl explain` prints a description as written, so a line break inside a paragraph would
+/// show as a ragged wrap; only paragraph breaks and list items may start a line.
+#[test]
+fn descriptions_read_as_paragraphs() {
+    for crd in all_crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        walk("", &schema_of(&crd), &mut |path, node| {
+            let Some(description) = node.get("description").and_then(Value::as_str) else {
+                return;
+            };
+            let lines: Vec<&str> = description.split('\n').collect();
+            for pair in lines.windows(2) {
+                let next = pair[1].trim_start();
+                let allowed = pair[0].is_empty()
+                    || next.is_empty()
+                    || next.starts_with("- ")
+                    || next.starts_with("* ")
+                    || next.split_once(". ").is_some_and(|(number, _)| {
+                        !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
+                    });
+                assert!(
+                    allowed,
+                    "{name}{path}: a paragraph is broken before {next:?} in {description:?}"
+                );
+            }
+        });
+    }
+}
+
 #[test]
 fn conditions_merge_by_type() {
     for crd in all_crds() {
