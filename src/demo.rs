@@ -27,7 +27,7 @@ use tokio::sync::broadcast;
 
 use crate::config::{ConfigError, OperatorConfig};
 use crate::crd::{AccessPolicySpec, ChangeAction, TargetKind, annotations};
-use crate::engine::{Cause, ObjectKey, Operation, OperationOutcome, Plan, Withheld};
+use crate::engine::{Cause, ObjectKey, Operation, Plan, Withheld};
 use crate::hris::{
     BambooHrSource, Employee, EmploymentStatus, FileConfig, FileFormat, FileSource, HrSource,
     HrisError, HttpConfig, InvalidRowPolicy, Secret,
@@ -41,6 +41,7 @@ use crate::notify::{
     SlackApiConfig, TicketAction,
 };
 use crate::opal::{ApiToken, Client, ClientConfig, OpalError, RateLimitConfig, RetryConfig};
+use crate::reconcile::OperationOutcome;
 use crate::sim::hris::bamboohr::{BambooHrSim, BambooHrSimConfig};
 use crate::sim::hris::{FaultRates, Roster};
 use crate::sim::notify::Fault;

@@ -10,6 +10,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod notify;
 pub mod opal;
+pub mod reconcile;
 pub mod report;
 pub mod retry;
 pub mod sim;

@@ -5,10 +5,8 @@ use chrono::{DateTime, Utc};
 
 use crate::config::OperatorConfig;
 use crate::crd::{AccessPolicySpec, OffboardingScope, SafetySpec};
-use crate::engine::{
-    ExecutionReport, Executor, HrState, ObjectKey, ObservationScope, Plan, PolicyInput, World,
-    observe_opal, plan,
-};
+use crate::engine::{HrState, ObjectKey, Plan, PolicyInput, World, plan};
+use crate::reconcile::{ExecutionReport, Executor, ObservationScope, observe_opal};
 
 /// Name under which the config file's safety defaults appear among the policies (a name no
 /// Kubernetes object can have).

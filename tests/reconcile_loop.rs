@@ -18,12 +18,14 @@ use opal_operator::crd::{
     SafetySpec, SelectorOperator, TargetKind, TargetRef, TenancyRule,
 };
 use opal_operator::engine::{
-    Cause, ExecutionReport, Executor, HrState, LockdownInput, MappingInput, MappingProblem,
-    ObjectKey, ObservationScope, Operation, OperationOutcome, Plan, PolicyInput, Withheld, World,
-    observe_opal, plan,
+    Cause, HrState, LockdownInput, MappingInput, MappingProblem, ObjectKey, Operation, Plan,
+    PolicyInput, Withheld, World, plan,
 };
 use opal_operator::hris::{Employee, EmploymentStatus};
 use opal_operator::opal::{ApiToken, Client, ClientConfig, RateLimitConfig, RetryConfig};
+use opal_operator::reconcile::{
+    ExecutionReport, Executor, ObservationScope, OperationOutcome, observe_opal,
+};
 use opal_operator::sim::opal::{
     self as sim, AccessLevel, BucketConfig, DuplicateGrant, FaultConfig, FixtureExpiry,
     FixtureGroup, FixtureMembership, FixtureResourceGrant, FixtureTag, GrantTarget, InjectedFault,

@@ -12,13 +12,14 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
 use crate::crd::{ChangeAction, Lockdown, RevokedGrant, TargetKind};
-use crate::engine::{Cause, ExecutionReport, ObjectKey, OperationOutcome, PolicyInput};
+use crate::engine::{Cause, ObjectKey, PolicyInput};
 use crate::hris::Employee;
 use crate::metrics::Metrics;
 use crate::notify::{
     AccessChange, AccessTarget, ChannelRegistry, Event, KubeSecretSource, Notification,
     NotifyConfig, NotifyError, ObjectRef, Outbox, Person,
 };
+use crate::reconcile::{ExecutionReport, OperationOutcome};
 
 /// Reads `secretKeyRef` credentials from Secrets in the operator namespace.
 pub struct NamespaceSecrets {

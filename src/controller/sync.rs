@@ -20,13 +20,15 @@ use super::lockdown::{self, RestoreReport};
 use super::objects::{Inputs, Kind, Stores};
 use crate::crd::{ChangeAction, OperationFailure, RevokedGrant, TargetKind};
 use crate::engine::{
-    Cause, ExecutionReport, Executor, GrantKey, HrState, ObjectKey, ObservationScope, OpalState,
-    OpalTarget, Operation, OperationOutcome, Plan, World, observe_opal, observe_target_grants,
-    observe_user_grants, plan,
+    Cause, GrantKey, HrState, ObjectKey, OpalState, OpalTarget, Operation, Plan, World, plan,
 };
 use crate::hris::Employee;
 use crate::metrics::Metrics;
 use crate::opal::OpalError;
+use crate::reconcile::{
+    ExecutionReport, Executor, ObservationScope, OperationOutcome, observe_opal,
+    observe_target_grants, observe_user_grants,
+};
 use crate::standalone::{Sources, read_hr, users_losing_everything};
 
 /// Why the loop should plan again.

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::world::{LockdownInput, MappingInput, OpalGrant, OpalState, OpalTarget, OpalUser};
 use crate::crd::{AccessTarget, TargetKind, TargetRef};
+use crate::engine::{LockdownInput, MappingInput, OpalGrant, OpalState, OpalTarget, OpalUser};
 use crate::opal::model::{GroupType, GroupUser, ResourceAccessUser};
 use crate::opal::{Client, GroupFilter, OpalError, ResourceFilter};
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 
-use super::plan::Operation;
 use crate::crd::{ChangeAction, TargetKind};
+use crate::engine::Operation;
 use crate::opal::model::GrantSpec;
 use crate::opal::{Client, GrantOutcome, OpalError, RevokeOutcome};
 
