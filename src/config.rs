@@ -10,9 +10,10 @@ use serde::Deserialize;
 
 use crate::crd::{ALERT_FIELD_PATH_MAX_CHARS, ALERT_FIELD_PATH_PATTERN, SafetySpec};
 use crate::engine::parse_go_duration;
-use crate::hris::{HrisConfig, SecretRef};
+use crate::hris::HrisConfig;
 use crate::notify::NotifyConfig;
 use crate::opal::ClientConfig;
+use crate::secret::LocalSecretRef;
 
 /// Why a configuration cannot be used; the message names the field.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +128,7 @@ pub struct WebhookSettings {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkdayHookSettings {
     /// Key of the HMAC-SHA256 signature the sender puts on every body.
-    pub secret: SecretRef,
+    pub secret: LocalSecretRef,
 }
 
 /// The Splunk alert hook.
@@ -135,7 +136,7 @@ pub struct WorkdayHookSettings {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SplunkAlertSettings {
     /// Token Splunk presents (bearer header or `?token=` in the alert action's URL).
-    pub token: SecretRef,
+    pub token: LocalSecretRef,
 }
 
 /// The Datadog alert hook.
@@ -143,7 +144,7 @@ pub struct SplunkAlertSettings {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DatadogAlertSettings {
     /// Secret Datadog sends in a custom header (or uses to sign the body).
-    pub secret: SecretRef,
+    pub secret: LocalSecretRef,
 }
 
 /// The generic alert hook.
@@ -151,7 +152,7 @@ pub struct DatadogAlertSettings {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenericAlertSettings {
     /// Key of the HMAC-SHA256 signature the sender puts on every body.
-    pub secret: SecretRef,
+    pub secret: LocalSecretRef,
     /// Where in the body the alert's fields are.
     #[serde(default)]
     pub fields: AlertFieldPaths,
@@ -210,7 +211,7 @@ impl AlertFieldPaths {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OpalSettings {
     /// The API token: `{env: NAME}` or `{file: /path}`.
-    pub token: SecretRef,
+    pub token: LocalSecretRef,
     /// Base URL, limits, retries and timeouts.
     #[serde(default)]
     pub client: ClientConfig,
@@ -551,20 +552,20 @@ webhooks:
         assert_eq!(config.server.max_body_bytes, 4096);
         assert_eq!(
             config.webhooks.workday.map(|hook| hook.secret),
-            Some(SecretRef::Env("WORKDAY_HOOK_SECRET".into()))
+            Some(LocalSecretRef::Env("WORKDAY_HOOK_SECRET".into()))
         );
         assert_eq!(
             config.webhooks.splunk.map(|hook| hook.token),
-            Some(SecretRef::File("/run/secrets/splunk-token".into()))
+            Some(LocalSecretRef::File("/run/secrets/splunk-token".into()))
         );
         assert_eq!(
             config.webhooks.datadog.map(|hook| hook.secret),
-            Some(SecretRef::Env("DATADOG_HOOK_SECRET".into()))
+            Some(LocalSecretRef::Env("DATADOG_HOOK_SECRET".into()))
         );
         assert_eq!(
             config.webhooks.generic,
             Some(GenericAlertSettings {
-                secret: SecretRef::Env("EDR_HOOK_SECRET".into()),
+                secret: LocalSecretRef::Env("EDR_HOOK_SECRET".into()),
                 fields: AlertFieldPaths {
                     user: Some("detection.users.0.email".into()),
                     severity: Some("detection.severity_name".into()),

@@ -30,18 +30,19 @@ use crate::crd::{AccessPolicySpec, ChangeAction, TargetKind, annotations};
 use crate::engine::{Cause, ObjectKey, Operation, Plan, Withheld};
 use crate::hris::{
     BambooHrSource, Employee, EmploymentStatus, FileConfig, FileFormat, FileSource, HrSource,
-    HrisError, HttpConfig, InvalidRowPolicy, Secret,
+    HrisError, HttpConfig, InvalidRowPolicy,
 };
 use crate::manifests::{ManifestError, Manifests};
 use crate::notify::{
     AccessChange, AccessTarget, AttributeChange, ChannelConfig, ChannelKind, ChannelRegistry,
-    DeliveryOutcome, DeliveryReport, Event, JiraConfig, KubeSecretSource, NoopMetrics,
-    Notification, NotifyConfig, NotifyError, ObjectRef, Outbox, OutboxConfig, PagerDutyConfig,
-    Person, Receipt, RetryConfig as NotifyRetryConfig, SecretKeySelector, SecretRef,
-    SlackApiConfig, TicketAction,
+    DeliveryOutcome, DeliveryReport, Event, JiraConfig, NoopMetrics, Notification, NotifyConfig,
+    NotifyError, ObjectRef, Outbox, OutboxConfig, PagerDutyConfig, Person, Receipt,
+    RetryConfig as NotifyRetryConfig, SlackApiConfig, TicketAction,
 };
 use crate::opal::{ApiToken, Client, ClientConfig, OpalError, RateLimitConfig, RetryConfig};
 use crate::reconcile::OperationOutcome;
+use crate::secret::Secret;
+use crate::secret::{KubeSecretSource, SecretKeySelector, SecretRef};
 use crate::sim::hris::bamboohr::{BambooHrSim, BambooHrSimConfig};
 use crate::sim::hris::{FaultRates, Roster};
 use crate::sim::notify::Fault;
@@ -755,7 +756,7 @@ impl DemoWorld {
             ..HttpConfig::default()
         };
         let hr_client = |error| DemoError::HrClient(Box::new(error));
-        let api_key = Secret::new(hr.api_key()).map_err(hr_client)?;
+        let api_key = Secret::new(hr.api_key()).map_err(|error| hr_client(error.into()))?;
         let hr_source = BambooHrSource::new(&hr_config, api_key).map_err(hr_client)?;
 
         let state = opal.state();

@@ -13,6 +13,7 @@ pub mod opal;
 pub mod reconcile;
 pub mod report;
 pub mod retry;
+pub mod secret;
 pub mod sim;
 pub mod standalone;
 pub mod telemetry;

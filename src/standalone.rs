@@ -22,6 +22,8 @@ pub enum StandaloneError {
     Hris(#[from] HrisError),
     #[error("Opal: {0}")]
     Opal(#[from] OpalError),
+    #[error("Opal token: {0}")]
+    Token(#[from] crate::secret::SecretError),
 }
 
 impl StandaloneError {
@@ -29,6 +31,7 @@ impl StandaloneError {
         match self {
             StandaloneError::Hris(error) => error.label(),
             StandaloneError::Opal(error) => error.label(),
+            StandaloneError::Token(_) => "secret",
         }
     }
 }

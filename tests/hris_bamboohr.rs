@@ -10,8 +10,9 @@ use chrono::{NaiveDate, Utc};
 use opal_operator::hris::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use opal_operator::hris::{
     BambooHrConfig, BambooHrSnapshotMode, BambooHrSource, BambooHrWebhookConfig, ChangeAction,
-    Employee, EmploymentStatus, HrSource, HrisConfig, InvalidRowPolicy, Secret, SecretRef,
+    Employee, EmploymentStatus, HrSource, HrisConfig, InvalidRowPolicy,
 };
+use opal_operator::secret::{LocalSecretRef, Secret};
 use opal_operator::sim::hris::bamboohr::{
     BambooHrSim, BambooHrSimConfig, ROUTE_CHANGED, ROUTE_CUSTOM_REPORT, ROUTE_DIRECTORY,
     ROUTE_EMPLOYEE,
@@ -376,7 +377,7 @@ async fn a_signed_webhook_names_employees_that_are_then_refreshed() {
     writeln!(key_file, "webhook-private-key").expect("write");
     let mut config = config(&sim, 3);
     config.webhook = Some(BambooHrWebhookConfig {
-        private_key: SecretRef::File(key_file.path().to_owned()),
+        private_key: LocalSecretRef::File(key_file.path().to_owned()),
         max_age_seconds: 300,
     });
     let verifier = config
@@ -439,7 +440,7 @@ async fn from_config_reads_the_api_key_from_a_file() {
     let mut key_file = tempfile::NamedTempFile::new().expect("temp");
     writeln!(key_file, "{}", sim.api_key()).expect("write");
     let mut config = config(&sim, 3);
-    config.api_key = SecretRef::File(key_file.path().to_owned());
+    config.api_key = LocalSecretRef::File(key_file.path().to_owned());
     let source = HrSource::from_config(&HrisConfig::BambooHr(config)).expect("source");
     assert_eq!(
         source.snapshot().await.expect("snapshot").employees.len(),

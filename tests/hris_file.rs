@@ -15,8 +15,9 @@ use axum::routing::get;
 use chrono::NaiveDate;
 use opal_operator::hris::{
     ColumnMapping, Employee, EmploymentStatus, FileConfig, FileFormat, FileSource, HrSource,
-    HrisConfig, HrisError, InvalidRowPolicy, Secret, SecretRef,
+    HrisConfig, HrisError, InvalidRowPolicy,
 };
+use opal_operator::secret::{LocalSecretRef, Secret};
 use opal_operator::sim::hris::generate_employees;
 
 use hris_support::{assert_same_people, fast_http};
@@ -360,7 +361,7 @@ async fn from_config_builds_a_file_source_from_yaml() {
     .expect("config");
     let error = HrSource::from_config(&bad).expect_err("unset token variable");
     assert_eq!(error.label(), "secret");
-    let reference = SecretRef::Env("OPAL_OPERATOR_TEST_SURELY_UNSET_TOKEN".into());
+    let reference = LocalSecretRef::Env("OPAL_OPERATOR_TEST_SURELY_UNSET_TOKEN".into());
     assert!(
         error.to_string().contains(&reference.to_string()),
         "{error}"

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use opal_operator::hris::{
-    Employee, EmploymentStatus, HrSource, HrisConfig, HrisError, InvalidRowPolicy, SecretRef,
-    WorkdayConfig, WorkdaySource,
+    Employee, EmploymentStatus, HrSource, HrisConfig, HrisError, InvalidRowPolicy, WorkdayConfig,
+    WorkdaySource,
 };
+use opal_operator::secret::LocalSecretRef;
 use opal_operator::sim::hris::workday::{
     ROUTE_REPORT, ROUTE_TOKEN, ROUTE_WORKER, ROUTE_WORKERS, ReportColumns, WorkdaySim,
     WorkdaySimConfig, workday_id,
@@ -190,7 +191,7 @@ async fn rejected_credentials_fail_at_once_with_workdays_error_text() {
     let config = config(&sim, 5);
     let mut credentials = sim.credentials().expect("credentials");
     credentials.client_secret =
-        opal_operator::hris::Secret::new("wrong-secret-value").expect("secret");
+        opal_operator::secret::Secret::new("wrong-secret-value").expect("secret");
     let source = WorkdaySource::new(&config, credentials).expect("source");
     let error = source.snapshot().await.expect_err("bad client secret");
     assert_eq!(error.label(), "unauthorized");
@@ -467,8 +468,8 @@ async fn from_config_reads_credentials_from_files() {
     let mut refresh_file = tempfile::NamedTempFile::new().expect("temp");
     writeln!(refresh_file, "workday-sim-refresh-token").expect("write");
     let mut config = config(&sim, 3);
-    config.client_secret = SecretRef::File(secret_file.path().to_owned());
-    config.refresh_token = SecretRef::File(refresh_file.path().to_owned());
+    config.client_secret = LocalSecretRef::File(secret_file.path().to_owned());
+    config.refresh_token = LocalSecretRef::File(refresh_file.path().to_owned());
     let source = HrSource::from_config(&HrisConfig::Workday(config)).expect("source");
     assert_eq!(source.kind().label(), "workday");
     let snapshot = source.snapshot().await.expect("snapshot");

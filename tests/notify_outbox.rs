@@ -13,9 +13,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use notify_support::*;
 use opal_operator::notify::{
-    ChannelRegistry, ChannelState, DeliveryOutcome, EnqueueError, KubeSecretSource, Outbox,
-    PrometheusMetrics,
+    ChannelRegistry, ChannelState, DeliveryOutcome, EnqueueError, Outbox, PrometheusMetrics,
 };
+use opal_operator::secret::KubeSecretSource;
 use opal_operator::sim::notify::Fault;
 use opal_operator::sim::notify::jira::{JiraSim, JiraSimConfig};
 use opal_operator::sim::notify::pagerduty::{PagerDutySim, PagerDutySimConfig};

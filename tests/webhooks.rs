@@ -11,8 +11,9 @@ use hmac::{Hmac, Mac};
 use opal_operator::config::AlertFieldPaths;
 use opal_operator::crd::{AlertSeverity, AlertSource, IncidentResponseSpec, Lockdown};
 use opal_operator::engine::ObjectKey;
-use opal_operator::hris::{Secret, WebhookVerifier};
+use opal_operator::hris::WebhookVerifier;
 use opal_operator::metrics::Metrics;
+use opal_operator::secret::Secret;
 use opal_operator::webhooks::{
     Health, HrChangeSink, IncidentPolicy, IncidentSink, LockdownCreated, WebhookSinks,
     WebhookState, router, serve,

@@ -16,10 +16,11 @@ use crate::engine::{Cause, ObjectKey, PolicyInput};
 use crate::hris::Employee;
 use crate::metrics::Metrics;
 use crate::notify::{
-    AccessChange, AccessTarget, ChannelRegistry, Event, KubeSecretSource, Notification,
-    NotifyConfig, NotifyError, ObjectRef, Outbox, Person,
+    AccessChange, AccessTarget, ChannelRegistry, Event, Notification, NotifyConfig, NotifyError,
+    ObjectRef, Outbox, Person,
 };
 use crate::reconcile::{ExecutionReport, OperationOutcome};
+use crate::secret::KubeSecretSource;
 
 /// Reads `secretKeyRef` credentials from Secrets in the operator namespace.
 pub struct NamespaceSecrets {

@@ -13,8 +13,8 @@ use super::config::{BambooHrConfig, BambooHrSnapshotMode, InvalidRowPolicy};
 use super::employee::Employee;
 use super::error::{HrisError, RowProblem, SourceKind};
 use super::http::HttpFetcher;
-use super::secret::Secret;
 use super::snapshot::{ChangeAction, ChangeFeed, EmployeeChange, HrSnapshot, RosterBuilder};
+use crate::secret::Secret;
 
 const SYSTEM: SourceKind = SourceKind::BambooHr;
 

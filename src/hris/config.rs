@@ -1,5 +1,5 @@
 //! Configuration of the HR source, as it appears under `hris:` in the operator's config file.
-//! Credentials are references ([`SecretRef`]), never values.
+//! Credentials are references ([`LocalSecretRef`]), never values.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::columns::ColumnMapping;
 use super::error::HrisError;
-use super::secret::SecretRef;
 use crate::retry::RetryConfig;
+use crate::secret::LocalSecretRef;
 
 /// Which HR system to read and how. YAML: `source: workday | bambooHr | file` plus its settings.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -94,9 +94,9 @@ pub struct WorkdayConfig {
     pub staffing_version: String,
     /// OAuth client of the "API Client for Integrations".
     pub client_id: String,
-    pub client_secret: SecretRef,
+    pub client_secret: LocalSecretRef,
     /// Refresh token bound to the Integration System User.
-    pub refresh_token: SecretRef,
+    pub refresh_token: LocalSecretRef,
     /// Workers per page (Workday allows at most 100).
     #[serde(default = "default_workday_page_size")]
     pub page_size: u32,
@@ -155,7 +155,7 @@ pub struct BambooHrConfig {
     #[serde(default)]
     pub base_url: Option<String>,
     /// API key (sent as the Basic-auth user name).
-    pub api_key: SecretRef,
+    pub api_key: LocalSecretRef,
     #[serde(default)]
     pub snapshot: BambooHrSnapshotMode,
     /// BambooHR field names; omitted ones use the standard fields (`workEmail`, `jobTitle`,
@@ -187,7 +187,7 @@ pub enum BambooHrSnapshotMode {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BambooHrWebhookConfig {
     /// The `privateKey` BambooHR returned when the webhook was created.
-    pub private_key: SecretRef,
+    pub private_key: LocalSecretRef,
     /// Notifications whose timestamp is further than this from now are refused.
     #[serde(default = "default_webhook_max_age_seconds")]
     pub max_age_seconds: u64,
@@ -218,7 +218,7 @@ pub struct FileConfig {
     pub columns: ColumnMapping,
     /// Bearer token sent when `location` is a URL.
     #[serde(default)]
-    pub bearer_token: Option<SecretRef>,
+    pub bearer_token: Option<LocalSecretRef>,
     #[serde(default)]
     pub invalid_rows: InvalidRowPolicy,
     #[serde(default)]

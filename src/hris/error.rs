@@ -162,6 +162,18 @@ impl HrisError {
     }
 }
 
+impl From<crate::secret::SecretError> for HrisError {
+    fn from(error: crate::secret::SecretError) -> Self {
+        match error {
+            crate::secret::SecretError::Empty => Self::Config(error.to_string()),
+            crate::secret::SecretError::Unreadable { reference, reason } => Self::Secret {
+                reference,
+                message: reason,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,8 +17,8 @@ use super::config::{FileConfig, FileFormat, InvalidRowPolicy};
 use super::employee::Employee;
 use super::error::{HrisError, RowProblem, SourceKind};
 use super::http::HttpFetcher;
-use super::secret::Secret;
 use super::snapshot::{HrSnapshot, RosterBuilder};
+use crate::secret::Secret;
 
 const SYSTEM: SourceKind = SourceKind::File;
 

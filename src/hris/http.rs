@@ -9,9 +9,9 @@ use reqwest::{RequestBuilder, StatusCode};
 
 use super::config::HttpConfig;
 use super::error::{HrisError, SourceKind};
-use super::secret::Secret;
 use crate::opal::TransportErrorKind;
 use crate::retry::{RetryPolicy, parse_retry_after};
+use crate::secret::Secret;
 
 /// Upstream error text longer than this is cut.
 const MAX_ERROR_TEXT: usize = 2_000;

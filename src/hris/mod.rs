@@ -15,7 +15,6 @@ mod employee;
 mod error;
 mod file;
 mod http;
-mod secret;
 mod snapshot;
 pub mod webhook;
 mod workday;
@@ -29,7 +28,6 @@ pub use config::{
 pub use employee::{Employee, EmploymentStatus};
 pub use error::{HrisError, RowProblem, SourceKind};
 pub use file::FileSource;
-pub use secret::{Secret, SecretRef};
 pub use snapshot::{ChangeAction, ChangeFeed, EmployeeChange, HrSnapshot, HrSource};
 pub use webhook::{WebhookError, WebhookNotification, WebhookVerifier};
 pub use workday::{WorkdayCredentials, WorkdaySource};

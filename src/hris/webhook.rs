@@ -14,9 +14,8 @@ use reqwest::header::HeaderMap;
 use sha2::Sha256;
 
 use super::config::BambooHrWebhookConfig;
-use super::error::HrisError;
-use super::secret::Secret;
 use super::snapshot::{ChangeAction, EmployeeChange};
+use crate::secret::Secret;
 
 /// Header carrying the hex HMAC-SHA256 signature.
 pub const SIGNATURE_HEADER: &str = "x-bamboohr-signature";
@@ -253,7 +252,7 @@ impl WebhookVerifier {
 
 impl BambooHrWebhookConfig {
     /// Reads the referenced private key and builds the verifier.
-    pub fn verifier(&self) -> Result<WebhookVerifier, HrisError> {
+    pub fn verifier(&self) -> Result<WebhookVerifier, crate::secret::SecretError> {
         Ok(WebhookVerifier::new(
             self.private_key.resolve()?,
             Duration::from_secs(self.max_age_seconds),

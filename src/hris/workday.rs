@@ -21,8 +21,8 @@ use super::config::{InvalidRowPolicy, WorkdayConfig};
 use super::employee::{Employee, EmploymentStatus};
 use super::error::{HrisError, RowProblem, SourceKind};
 use super::http::{Fetched, HttpFetcher};
-use super::secret::Secret;
 use super::snapshot::{HrSnapshot, RosterBuilder};
+use crate::secret::Secret;
 
 const SYSTEM: SourceKind = SourceKind::Workday;
 

@@ -17,11 +17,11 @@ use super::jira::{JiraClient, NewIssue, NewRequest};
 use super::message::{Notification, Severity, TicketAction};
 use super::pagerduty::{AlertEvent, AlertPayload, EventAction, PagerDutyClient, PagerDutySeverity};
 use super::render;
-use super::secret::{KubeSecretSource, resolve_secret};
 use super::servicenow::ServiceNowClient;
 use super::slack::{SlackApiClient, SlackWebhookClient};
 use super::splunk::HecClient;
 use super::webhook::WebhookClient;
+use crate::secret::{KubeSecretSource, Secret, SecretRef};
 
 /// Tickets remembered per channel before the memory is dropped and lookups go to the service.
 const KNOWN_TICKETS_CAP: usize = 10_000;
@@ -223,7 +223,7 @@ impl Channel {
             ChannelConfig::Webhook(hook) => {
                 let url = match (&hook.url, &hook.url_from) {
                     (_, Some(reference)) => resolve_secret(name, reference, kube).await?,
-                    (Some(url), None) => super::secret::Secret::new(url)?,
+                    (Some(url), None) => Secret::new(url)?,
                     (None, None) => {
                         return Err(NotifyError::Config(format!(
                             "channel {name:?}: set url or urlFrom"
@@ -386,6 +386,21 @@ impl Channel {
         };
         send_hec(client, config, batch).await
     }
+}
+
+/// Reads one of channel `channel`'s credentials.
+async fn resolve_secret(
+    channel: &str,
+    reference: &SecretRef,
+    kube: &dyn KubeSecretSource,
+) -> Result<Secret, NotifyError> {
+    reference
+        .resolve(kube)
+        .await
+        .map_err(|error| NotifyError::Secret {
+            channel: channel.to_owned(),
+            reason: error.to_string(),
+        })
 }
 
 async fn send_hec(

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::error::NotifyError;
-use super::secret::SecretRef;
+use crate::secret::SecretRef;
 
 /// Everything the operator config says about notifications.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

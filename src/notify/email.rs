@@ -14,7 +14,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use super::config::{EmailConfig, SmtpSecurity};
 use super::error::NotifyError;
 use super::render::EmailContent;
-use super::secret::{Redactor, Secret};
+use crate::secret::{Redactor, Secret};
 
 /// Header carrying the message's idempotency key.
 pub const KEY_HEADER: &str = "X-Opal-Operator-Key";

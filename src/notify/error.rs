@@ -211,6 +211,14 @@ impl EnqueueError {
     }
 }
 
+/// A credential built in code (such as a Basic header) that turned out empty; references that
+/// cannot be read are reported with their channel by [`Channel::from_config`](super::Channel::from_config).
+impl From<crate::secret::SecretError> for NotifyError {
+    fn from(error: crate::secret::SecretError) -> Self {
+        Self::Config(error.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

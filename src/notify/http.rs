@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::config::{ChannelKind, OutboxConfig};
 use super::error::{NotifyError, TransportErrorKind};
-use super::secret::Redactor;
 use crate::retry::parse_retry_after;
+use crate::secret::Redactor;
 
 /// Longest piece of a server answer kept in an error.
 const DETAIL_CHARS: usize = 500;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::config::{ChannelKind, endpoint};
 use super::error::NotifyError;
 use super::http::{HttpCaller, HttpResponse};
-use super::secret::{Redactor, Secret};
+use crate::secret::{Redactor, Secret};
 
 /// An issue (or JSM request) as far as the notifier cares.
 #[derive(Clone, Debug, PartialEq, Eq)]

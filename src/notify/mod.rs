@@ -62,7 +62,6 @@ mod metrics;
 mod outbox;
 mod pagerduty;
 pub mod render;
-mod secret;
 mod servicenow;
 mod slack;
 mod splunk;
@@ -86,9 +85,6 @@ pub use outbox::{
     ChannelHealth, ChannelState, DeliveryOutcome, DeliveryReport, HealthReport, Outbox,
 };
 pub use pagerduty::{AlertEvent, AlertPayload, EventAction, PagerDutyClient, PagerDutySeverity};
-pub use secret::{
-    KubeSecretSource, NoKubeSecrets, Secret, SecretKeySelector, SecretRef, resolve_secret,
-};
 pub use servicenow::{Record, ServiceNowClient};
 pub use slack::{PostedMessage, SlackApiClient, SlackUser, SlackWebhookClient};
 pub use splunk::{HecAck, HecClient, HecError};

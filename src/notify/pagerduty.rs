@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::config::{ChannelKind, endpoint};
 use super::error::NotifyError;
 use super::http::HttpCaller;
-use super::secret::{Redactor, Secret};
+use crate::secret::{Redactor, Secret};
 
 /// What an event does to the alert with its `dedup_key`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

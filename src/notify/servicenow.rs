@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::config::{ChannelKind, endpoint};
 use super::error::NotifyError;
 use super::http::{HttpCaller, HttpResponse};
-use super::secret::{Redactor, Secret};
+use crate::secret::{Redactor, Secret};
 
 /// Fields the notifier reads back.
 const RECORD_FIELDS: &str = "sys_id,number,state,active";

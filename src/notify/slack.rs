@@ -12,7 +12,7 @@ use super::config::{ChannelKind, endpoint};
 use super::error::NotifyError;
 use super::http::{HttpCaller, HttpResponse};
 use super::render::SlackMessage;
-use super::secret::{Redactor, Secret};
+use crate::secret::{Redactor, Secret};
 
 /// Error codes Slack's Web API documents as temporary.
 const RETRYABLE_CODES: &[&str] = &[

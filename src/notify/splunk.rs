@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::config::{ChannelKind, endpoint};
 use super::error::NotifyError;
 use super::http::HttpCaller;
-use super::secret::{Redactor, Secret};
+use crate::secret::{Redactor, Secret};
 
 /// HEC codes that mean "try again later": internal error and server busy.
 const RETRYABLE_CODES: &[i64] = &[8, 9];

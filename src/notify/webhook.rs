@@ -16,7 +16,7 @@ use sha2::Sha256;
 use super::config::{ChannelKind, endpoint};
 use super::error::NotifyError;
 use super::http::HttpCaller;
-use super::secret::{Redactor, Secret};
+use crate::secret::{Redactor, Secret};
 
 pub const TIMESTAMP_HEADER: &str = "X-Opal-Operator-Timestamp";
 pub const SIGNATURE_HEADER: &str = "X-Opal-Operator-Signature";

@@ -18,7 +18,7 @@ use super::config::ClientConfig;
 use super::error::{OpalError, TransportErrorKind};
 use super::limiter::OrgRateLimiter;
 use super::observer::{AttemptOutcome, CallAttempt, CallObserver, NoopObserver};
-use super::secret::ApiToken;
+use super::token::ApiToken;
 use crate::retry::{RetryPolicy, parse_retry_after};
 
 /// Longest slice of an error response body kept in an [`OpalError`].

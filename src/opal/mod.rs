@@ -21,7 +21,7 @@ mod limiter;
 pub mod model;
 mod observer;
 pub mod pagination;
-mod secret;
+mod token;
 
 /// The retry settings of [`ClientConfig`].
 pub use crate::retry::RetryConfig;
@@ -36,4 +36,4 @@ pub use error::{OpalError, TransportErrorKind};
 pub use limiter::{OrgRateLimiter, is_group_or_resource_write};
 pub use observer::{AttemptOutcome, CallAttempt, CallObserver, NoopObserver};
 pub use pagination::Pager;
-pub use secret::ApiToken;
+pub use token::ApiToken;

@@ -6,7 +6,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::HookError;
-use crate::hris::Secret;
+use crate::secret::Secret;
 
 /// `sha256=<lowercase hex HMAC-SHA256 of the raw body>`, keyed by the hook's secret.
 pub const SIGNATURE_HEADER: &str = "x-opal-operator-signature";

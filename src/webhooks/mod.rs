@@ -130,8 +130,9 @@ pub use hr::HrChangeSink;
 
 use crate::config::{AlertFieldPaths, OperatorConfig};
 use crate::engine::ObjectKey;
-use crate::hris::{HrisConfig, HrisError, Secret, WebhookError, WebhookVerifier};
+use crate::hris::{HrisConfig, WebhookError, WebhookVerifier};
 use crate::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
+use crate::secret::Secret;
 use alerts::{Alert, AlertDecision};
 
 /// Why a webhook request was refused; each maps to one HTTP status.
@@ -214,7 +215,7 @@ pub enum WebhookSetupError {
     Secret {
         field: &'static str,
         #[source]
-        source: HrisError,
+        source: crate::secret::SecretError,
     },
 }
 
@@ -289,7 +290,7 @@ impl WebhookState {
         health: Arc<Health>,
         sinks: WebhookSinks,
     ) -> Result<Self, WebhookSetupError> {
-        let secret = |field: &'static str, reference: &crate::hris::SecretRef| {
+        let secret = |field: &'static str, reference: &crate::secret::LocalSecretRef| {
             reference
                 .resolve()
                 .map_err(|source| WebhookSetupError::Secret { field, source })

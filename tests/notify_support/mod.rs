@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use opal_operator::notify::{
-    AccessChange, AccessTarget, ChannelRegistry, DeliveryReport, Event, NoKubeSecrets, NoopMetrics,
-    Notification, NotifyConfig, NotifyMetrics, ObjectRef, Outbox, Person,
+    AccessChange, AccessTarget, ChannelRegistry, DeliveryReport, Event, NoopMetrics, Notification,
+    NotifyConfig, NotifyMetrics, ObjectRef, Outbox, Person,
 };
+use opal_operator::secret::NoKubeSecrets;
 use tokio::sync::broadcast;
 
 /// Longest a test waits for a delivery report.

@@ -30,8 +30,9 @@ use super::control::{CallCounts, Control, FaultRates, HrisFault, Server};
 use super::roster::{Roster, RosterChange, RosterEntry};
 use crate::hris::{
     BambooHrConfig, BambooHrSnapshotMode, ColumnMapping, Employee, EmploymentStatus, HttpConfig,
-    InvalidRowPolicy, SecretRef,
+    InvalidRowPolicy,
 };
+use crate::secret::LocalSecretRef;
 
 /// Route names the counters use (the same under both API roots).
 pub const ROUTE_DIRECTORY: &str = "GET /employees/directory";
@@ -214,7 +215,7 @@ impl BambooHrSim {
         BambooHrConfig {
             company_domain: self.shared.config.company_domain.clone(),
             base_url: Some(self.api_root()),
-            api_key: SecretRef::Env("BAMBOOHR_API_KEY".into()),
+            api_key: LocalSecretRef::Env("BAMBOOHR_API_KEY".into()),
             snapshot: BambooHrSnapshotMode::CustomReport,
             fields: ColumnMapping {
                 cost_center: Some(self.shared.config.cost_center_field.clone()),

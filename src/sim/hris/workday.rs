@@ -28,9 +28,10 @@ use serde_json::{Value, json};
 use super::control::{CallCounts, Control, FaultRates, HrisFault, Server};
 use super::roster::Roster;
 use crate::hris::{
-    ColumnMapping, Employee, EmploymentStatus, HrisError, HttpConfig, InvalidRowPolicy, Secret,
-    SecretRef, WorkdayConfig, WorkdayCredentials, WorkdayReportConfig,
+    ColumnMapping, Employee, EmploymentStatus, HrisError, HttpConfig, InvalidRowPolicy,
+    WorkdayConfig, WorkdayCredentials, WorkdayReportConfig,
 };
+use crate::secret::{LocalSecretRef, Secret};
 
 /// Route names the counters use.
 pub const ROUTE_TOKEN: &str = "POST /token";
@@ -335,8 +336,8 @@ impl WorkdaySim {
             tenant: config.tenant.clone(),
             staffing_version: "v6".into(),
             client_id: config.client_id.clone(),
-            client_secret: SecretRef::Env("WORKDAY_CLIENT_SECRET".into()),
-            refresh_token: SecretRef::Env("WORKDAY_REFRESH_TOKEN".into()),
+            client_secret: LocalSecretRef::Env("WORKDAY_CLIENT_SECRET".into()),
+            refresh_token: LocalSecretRef::Env("WORKDAY_REFRESH_TOKEN".into()),
             page_size: 100,
             max_employees: 2_000_000,
             report: Some(WorkdayReportConfig {

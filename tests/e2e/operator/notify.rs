@@ -10,9 +10,9 @@ use kube::api::{Api, PostParams};
 use libtest_mimic::Failed;
 use opal_operator::crd::{AccessPolicy, Lockdown, LockdownPhase};
 use opal_operator::notify::{
-    ChannelConfig, NotifyConfig, OutboxConfig, RetryConfig, SecretKeySelector, SecretRef,
-    SlackApiConfig,
+    ChannelConfig, NotifyConfig, OutboxConfig, RetryConfig, SlackApiConfig,
 };
+use opal_operator::secret::{SecretKeySelector, SecretRef};
 use opal_operator::sim::notify::FaultConfig;
 use opal_operator::sim::notify::slack::{SlackSim, SlackSimConfig};
 use serde_json::json;

@@ -1,57 +1,54 @@
-//! The API token, kept out of every log line, error and `Debug` output.
+//! The Opal API token: a [`Secret`] that is also a valid bearer header value.
 
 use std::fmt;
-use std::sync::Arc;
 
 use reqwest::header::HeaderValue;
 
 use super::error::OpalError;
-
-const REDACTED: &str = "[redacted]";
+use crate::secret::Secret;
 
 /// An Opal API token. `Debug` and `Display` print `[redacted]`; there is no way to serialize it.
 #[derive(Clone)]
-pub struct ApiToken(Arc<str>);
+pub struct ApiToken(Secret);
 
 impl ApiToken {
     /// Wraps a token, trimming surrounding whitespace (tokens read from files often end in `\n`).
     pub fn new(token: impl AsRef<str>) -> Result<Self, OpalError> {
-        let token = token.as_ref().trim();
-        if token.is_empty() {
-            return Err(OpalError::Config("the API token is empty".into()));
-        }
-        if token.chars().any(|c| c.is_control() || c == ' ') {
+        let secret =
+            Secret::new(token).map_err(|_| OpalError::Config("the API token is empty".into()))?;
+        if secret.expose().chars().any(|c| c.is_control() || c == ' ') {
             return Err(OpalError::Config(
                 "the API token contains whitespace or control characters".into(),
             ));
         }
-        Ok(Self(Arc::from(token)))
+        Ok(Self(secret))
     }
 
     /// The `Authorization` header value, marked sensitive so HTTP stacks never print it.
     pub(crate) fn authorization_header(&self) -> Result<HeaderValue, OpalError> {
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.0)).map_err(|_| {
-            OpalError::Config("the API token is not a valid HTTP header value".into())
-        })?;
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {}", self.0.expose())).map_err(|_| {
+                OpalError::Config("the API token is not a valid HTTP header value".into())
+            })?;
         value.set_sensitive(true);
         Ok(value)
     }
 
     /// Replaces any occurrence of the token in text that may reach logs or errors.
     pub(crate) fn redact_from(&self, text: &str) -> String {
-        text.replace(&*self.0, REDACTED)
+        self.0.redact_from(text)
     }
 }
 
 impl fmt::Debug for ApiToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
+        fmt::Debug::fmt(&self.0, f)
     }
 }
 
 impl fmt::Display for ApiToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
