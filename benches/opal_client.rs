@@ -11,9 +11,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use opal_operator::http::RetryConfig;
 use opal_operator::opal::model::GrantSpec;
 use opal_operator::opal::{
-    ApiToken, Client, ClientConfig, GrantOutcome, RateLimitConfig, RetryConfig, RevokeOutcome,
+    ApiToken, Client, ClientConfig, GrantOutcome, RateLimitConfig, RevokeOutcome,
 };
 use opal_operator::sim::opal::{OrgFixture, RunningOpalSim, SimConfig};
 

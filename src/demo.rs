@@ -32,14 +32,15 @@ use crate::hris::{
     BambooHrSource, Employee, EmploymentStatus, FileConfig, FileFormat, FileSource, HrSource,
     HrisError, HttpConfig, InvalidRowPolicy,
 };
+use crate::http::RetryConfig;
 use crate::manifests::{ManifestError, Manifests};
 use crate::notify::{
     AccessChange, AccessTarget, AttributeChange, ChannelConfig, ChannelKind, ChannelRegistry,
     DeliveryOutcome, DeliveryReport, Event, JiraConfig, NoopMetrics, Notification, NotifyConfig,
-    NotifyError, ObjectRef, Outbox, OutboxConfig, PagerDutyConfig, Person, Receipt,
-    RetryConfig as NotifyRetryConfig, SlackApiConfig, TicketAction,
+    NotifyError, ObjectRef, Outbox, OutboxConfig, PagerDutyConfig, Person, Receipt, SlackApiConfig,
+    TicketAction,
 };
-use crate::opal::{ApiToken, Client, ClientConfig, OpalError, RateLimitConfig, RetryConfig};
+use crate::opal::{ApiToken, Client, ClientConfig, OpalError, RateLimitConfig};
 use crate::reconcile::OperationOutcome;
 use crate::secret::Secret;
 use crate::secret::{KubeSecretSource, SecretKeySelector, SecretRef};
@@ -550,7 +551,7 @@ impl NotificationSims {
                 queue_capacity: 100,
                 request_timeout_ms: 5_000,
                 connect_timeout_ms: 1_000,
-                retry: NotifyRetryConfig {
+                retry: RetryConfig {
                     max_attempts: 5,
                     initial_backoff_ms: 50,
                     max_backoff_ms: 500,

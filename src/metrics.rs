@@ -326,8 +326,9 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use crate::http::TransportErrorKind;
     use crate::notify::ChannelKind;
-    use crate::opal::{AttemptOutcome, HttpMethod, TransportErrorKind};
+    use crate::opal::{AttemptOutcome, HttpMethod};
 
     use super::*;
 

@@ -402,7 +402,7 @@ async fn a_body_cut_off_in_transit_is_retried_then_an_error() {
         matches!(
             error,
             HrisError::Transport {
-                kind: opal_operator::opal::TransportErrorKind::Body,
+                kind: opal_operator::http::TransportErrorKind::Body,
                 attempts: 3,
                 ..
             }

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use futures::{StreamExt, TryStreamExt};
+use opal_operator::http::{RetryConfig, TransportErrorKind};
 use opal_operator::opal::model::{
     ApprovalLevel, CreateRequest, GrantSpec, RequestStatus, RequestedTarget,
 };
 use opal_operator::opal::{
     ApiToken, AttemptOutcome, CallAttempt, CallObserver, Client, ClientConfig, EventFilter,
     GrantOutcome, GroupFilter, OpalError, OrgRateLimiter, RateLimitConfig, RelayRequestFilter,
-    RequestFilter, ResourceFilter, RetryConfig, RevokeOutcome, TransportErrorKind,
+    RequestFilter, ResourceFilter, RevokeOutcome,
 };
 use opal_operator::sim::opal::{
     self as sim, AccessLevel, BucketConfig, DuplicateGrant, FaultConfig, FixtureBundle,

@@ -22,7 +22,8 @@ use opal_operator::engine::{
     PolicyInput, Withheld, World, plan,
 };
 use opal_operator::hris::{Employee, EmploymentStatus};
-use opal_operator::opal::{ApiToken, Client, ClientConfig, RateLimitConfig, RetryConfig};
+use opal_operator::http::RetryConfig;
+use opal_operator::opal::{ApiToken, Client, ClientConfig, RateLimitConfig};
 use opal_operator::reconcile::{
     ExecutionReport, Executor, ObservationScope, OperationOutcome, observe_opal,
 };

@@ -17,7 +17,8 @@ use opal_operator::crd::{
     ReviewScheduleStatus, ReviewScope, ReviewerAssignment, TagSelector,
 };
 use opal_operator::engine::ObjectKey;
-use opal_operator::opal::{ApiToken, Client, ClientConfig, RetryConfig};
+use opal_operator::http::RetryConfig;
+use opal_operator::opal::{ApiToken, Client, ClientConfig};
 use opal_operator::sim::opal::{
     FixtureUser, InjectedFault, OrgFixture, RateLimitConfig, RunningOpalSim, SimConfig,
 };

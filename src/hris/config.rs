@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::columns::ColumnMapping;
 use super::error::HrisError;
-use crate::retry::RetryConfig;
+use crate::http::RetryConfig;
 use crate::secret::LocalSecretRef;
 
 /// Which HR system to read and how. YAML: `source: workday | bambooHr | file` plus its settings.

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::opal::TransportErrorKind;
+use crate::http::TransportErrorKind;
 
 /// Which kind of HR system a snapshot or an error comes from.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

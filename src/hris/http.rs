@@ -9,8 +9,7 @@ use reqwest::{RequestBuilder, StatusCode};
 
 use super::config::HttpConfig;
 use super::error::{HrisError, SourceKind};
-use crate::opal::TransportErrorKind;
-use crate::retry::{RetryPolicy, parse_retry_after};
+use crate::http::{RetryPolicy, TransportErrorKind, error_chain, parse_retry_after};
 use crate::secret::Secret;
 
 /// Upstream error text longer than this is cut.
@@ -191,25 +190,10 @@ impl HttpFetcher {
 }
 
 fn transport_error(err: reqwest::Error) -> AttemptError {
-    let kind = if err.is_timeout() {
-        TransportErrorKind::Timeout
-    } else if err.is_connect() {
-        TransportErrorKind::Connect
-    } else if err.is_body() || err.is_decode() {
-        TransportErrorKind::Body
-    } else if err.is_request() {
-        TransportErrorKind::Request
-    } else {
-        TransportErrorKind::Other
-    };
-    let mut message = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
+    AttemptError::Transport {
+        kind: TransportErrorKind::of(&err),
+        message: error_chain(&err),
     }
-    AttemptError::Transport { kind, message }
 }
 
 /// The most informative text of an error answer: BambooHR's `x-bamboohr-error-message` header,

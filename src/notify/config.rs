@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::error::NotifyError;
+use crate::http::RetryConfig;
 use crate::secret::SecretRef;
 
 /// Everything the operator config says about notifications.
@@ -330,6 +331,8 @@ pub struct OutboxConfig {
     pub queue_capacity: usize,
     pub request_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// Per message; fields left out take [`RetryConfig::for_messages`] values.
+    #[serde(deserialize_with = "crate::http::deserialize_message_retry")]
     pub retry: RetryConfig,
 }
 
@@ -339,31 +342,7 @@ impl Default for OutboxConfig {
             queue_capacity: 1000,
             request_timeout_ms: 15_000,
             connect_timeout_ms: 5_000,
-            retry: RetryConfig::default(),
-        }
-    }
-}
-
-/// Jittered exponential backoff for one message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
-pub struct RetryConfig {
-    /// Attempts per message, the first included.
-    pub max_attempts: u32,
-    pub initial_backoff_ms: u64,
-    pub max_backoff_ms: u64,
-    /// A retry whose wait would take the message past this much time since its first attempt
-    /// is not made; the message fails.
-    pub max_total_delay_ms: u64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        Self {
-            max_attempts: 10,
-            initial_backoff_ms: 500,
-            max_backoff_ms: 60_000,
-            max_total_delay_ms: 900_000,
+            retry: RetryConfig::for_messages(),
         }
     }
 }
@@ -633,7 +612,7 @@ outbox:
         };
         assert_eq!(mail.effective_port(), 587);
         assert_eq!(config.outbox.queue_capacity, 50);
-        assert_eq!(config.outbox.retry, RetryConfig::default());
+        assert_eq!(config.outbox.retry, RetryConfig::for_messages());
     }
 
     #[test]

@@ -1,49 +1,10 @@
 //! Errors of the notification clients, the channel registry and the outbox. Messages never carry
 //! credentials: server answers and transport errors pass through the channel's redactor first.
 
-use std::fmt;
 use std::time::Duration;
 
 use super::config::ChannelKind;
-
-/// Why one HTTP attempt failed before a status code arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportErrorKind {
-    Timeout,
-    Connect,
-    Request,
-    Body,
-}
-
-impl TransportErrorKind {
-    /// Stable low-cardinality name for metrics.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Timeout => "timeout",
-            Self::Connect => "connect",
-            Self::Request => "request",
-            Self::Body => "body",
-        }
-    }
-
-    pub(crate) fn of(err: &reqwest::Error) -> Self {
-        if err.is_timeout() {
-            Self::Timeout
-        } else if err.is_connect() {
-            Self::Connect
-        } else if err.is_body() || err.is_decode() {
-            Self::Body
-        } else {
-            Self::Request
-        }
-    }
-}
-
-impl fmt::Display for TransportErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
+use crate::http::TransportErrorKind;
 
 /// A notification that could not be delivered, or a configuration that cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -8,8 +8,9 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 
 use super::config::{ChannelKind, OutboxConfig};
-use super::error::{NotifyError, TransportErrorKind};
-use crate::retry::parse_retry_after;
+use super::error::NotifyError;
+use crate::http::parse_retry_after;
+use crate::http::{TransportErrorKind, error_chain};
 use crate::secret::Redactor;
 
 /// Longest piece of a server answer kept in an error.
@@ -101,15 +102,7 @@ impl HttpCaller {
 
     fn transport(&self, operation: &'static str, err: reqwest::Error) -> NotifyError {
         let kind = TransportErrorKind::of(&err);
-        let err = err.without_url();
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        let message = self.redactor.clean(&message);
+        let message = self.redactor.clean(&error_chain(&err.without_url()));
         tracing::debug!(channel = %self.channel, service = %self.service, operation, kind = kind.label(), %message, "notification request failed");
         NotifyError::Transport {
             service: self.service,

@@ -70,11 +70,11 @@ mod webhook;
 pub use channel::{Channel, ChannelRegistry, DeliveryProgress, Receipt};
 pub use config::{
     ChannelConfig, ChannelKind, EmailConfig, JiraConfig, JsmConfig, NotifyConfig, OutboxConfig,
-    PagerDutyConfig, RetryConfig, ServiceNowConfig, SlackApiConfig, SlackWebhookConfig,
-    SmtpSecurity, SplunkHecConfig, WebhookConfig, validate_channel_refs,
+    PagerDutyConfig, ServiceNowConfig, SlackApiConfig, SlackWebhookConfig, SmtpSecurity,
+    SplunkHecConfig, WebhookConfig, validate_channel_refs,
 };
 pub use email::{EmailClient, KEY_HEADER};
-pub use error::{EnqueueError, NotifyError, TransportErrorKind};
+pub use error::{EnqueueError, NotifyError};
 pub use jira::{IssueRef, JiraClient, NewIssue, NewRequest, Transition};
 pub use message::{
     AccessChange, AccessTarget, AttributeChange, ChangeOp, Event, Link, Notification, ObjectRef,

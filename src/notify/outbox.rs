@@ -9,15 +9,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::channel::{BatchFailure, Channel, ChannelRegistry, DeliveryProgress, Receipt};
-use super::config::{ChannelKind, RetryConfig};
+use super::config::ChannelKind;
 use super::error::{EnqueueError, NotifyError};
 use super::message::Notification;
 use super::metrics::NotifyMetrics;
+use crate::http::{RetryConfig, RetryPolicy};
 
 /// Delivery reports buffered for slow subscribers before the oldest are dropped.
 const REPORT_BUFFER: usize = 1024;
@@ -349,54 +349,6 @@ impl Outbox {
     }
 }
 
-/// Jittered exponential backoff with a total budget; `Retry-After` is a floor.
-struct Backoff {
-    max_attempts: u32,
-    initial: Duration,
-    max: Duration,
-    total: Duration,
-}
-
-impl Backoff {
-    fn new(config: &RetryConfig) -> Self {
-        Self {
-            max_attempts: config.max_attempts.max(1),
-            initial: Duration::from_millis(config.initial_backoff_ms),
-            max: Duration::from_millis(config.max_backoff_ms),
-            total: Duration::from_millis(config.max_total_delay_ms),
-        }
-    }
-
-    /// The wait after the `failed_attempt`-th attempt, or `None` to give up. Without
-    /// `Retry-After`, a random wait between half and all of `min(max, initial × 2^(n-1))`
-    /// ("equal jitter"), so channels that failed together do not retry together.
-    fn next_delay(
-        &self,
-        failed_attempt: u32,
-        elapsed: Duration,
-        retry_after: Option<Duration>,
-    ) -> Option<Duration> {
-        if failed_attempt >= self.max_attempts {
-            return None;
-        }
-        let mut rng = rand::rng();
-        let delay = match retry_after {
-            Some(wait) => {
-                let spread = u64::try_from((wait / 10).as_nanos()).unwrap_or(u64::MAX);
-                wait + Duration::from_nanos(rng.random_range(0..=spread))
-            }
-            None => {
-                let doublings = failed_attempt.saturating_sub(1).min(30);
-                let ceiling = self.initial.saturating_mul(1u32 << doublings).min(self.max);
-                let half = ceiling / 2;
-                let spread = u64::try_from((ceiling - half).as_nanos()).unwrap_or(u64::MAX);
-                half + Duration::from_nanos(rng.random_range(0..=spread))
-            }
-        };
-        (elapsed.saturating_add(delay) <= self.total).then_some(delay)
-    }
-}
-
 struct Worker {
     channel: Arc<Channel>,
     receiver: mpsc::Receiver<Notification>,
@@ -428,7 +380,7 @@ impl Worker {
     }
 
     async fn deliver_one(&self, notification: Notification) {
-        let backoff = Backoff::new(&self.retry);
+        let backoff = RetryPolicy::new(&self.retry);
         let started = Instant::now();
         let mut progress = DeliveryProgress::default();
         let mut attempt = 0;
@@ -453,7 +405,12 @@ impl Worker {
                         latency,
                     );
                     let delay = if error.is_retryable() {
-                        backoff.next_delay(attempt, started.elapsed(), error.retry_after())
+                        backoff.next_delay(
+                            attempt,
+                            started.elapsed(),
+                            error.retry_after(),
+                            &mut rand::rng(),
+                        )
                     } else {
                         None
                     };
@@ -471,7 +428,7 @@ impl Worker {
     /// Delivers a batch (Splunk HEC). Messages the service accepted before a rejected one are
     /// done; the rejected one fails; the rest are sent again.
     async fn deliver_batch(&self, batch: Vec<Notification>) {
-        let backoff = Backoff::new(&self.retry);
+        let backoff = RetryPolicy::new(&self.retry);
         let started = Instant::now();
         let mut remaining = batch;
         let mut attempt = 0;
@@ -522,7 +479,12 @@ impl Worker {
                         continue;
                     }
                     let delay = if error.is_retryable() {
-                        backoff.next_delay(attempt, started.elapsed(), error.retry_after())
+                        backoff.next_delay(
+                            attempt,
+                            started.elapsed(),
+                            error.retry_after(),
+                            &mut rand::rng(),
+                        )
                     } else {
                         None
                     };
@@ -643,53 +605,6 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn backoff(max_attempts: u32, total_ms: u64) -> Backoff {
-        Backoff::new(&RetryConfig {
-            max_attempts,
-            initial_backoff_ms: 100,
-            max_backoff_ms: 1_000,
-            max_total_delay_ms: total_ms,
-        })
-    }
-
-    #[test]
-    fn backoff_grows_within_jitter_bounds_and_is_capped() {
-        let policy = backoff(50, u64::MAX);
-        for attempt in 1..=8u32 {
-            let ceiling = Duration::from_millis((100u64 << (attempt - 1)).min(1_000));
-            for _ in 0..100 {
-                let wait = policy
-                    .next_delay(attempt, Duration::ZERO, None)
-                    .expect("retry");
-                assert!(
-                    wait >= ceiling / 2 && wait <= ceiling,
-                    "{attempt}: {wait:?}"
-                );
-            }
-        }
-        let distinct: std::collections::HashSet<_> = (0..50)
-            .filter_map(|_| policy.next_delay(3, Duration::ZERO, None))
-            .collect();
-        assert!(distinct.len() > 10, "jittered");
-    }
-
-    #[test]
-    fn retry_after_is_a_floor_and_budgets_are_kept() {
-        let policy = backoff(5, 10_000);
-        for _ in 0..50 {
-            let wait = policy
-                .next_delay(1, Duration::ZERO, Some(Duration::from_secs(2)))
-                .expect("retry");
-            assert!(wait >= Duration::from_secs(2) && wait <= Duration::from_millis(2_200));
-        }
-        assert!(policy.next_delay(5, Duration::ZERO, None).is_none());
-        assert!(
-            policy
-                .next_delay(1, Duration::ZERO, Some(Duration::from_secs(60)))
-                .is_none()
-        );
-    }
 
     #[test]
     fn condition_message_names_degraded_channels_only() {

@@ -1,7 +1,6 @@
 //! The HTTP core of the Opal client: authentication, rate limiting, bounded concurrency, retries,
 //! call observation and tracing. Endpoint methods live in `api/`.
 
-use std::error::Error as _;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,11 +14,12 @@ use url::Url;
 
 use super::call::{Call, Replay};
 use super::config::ClientConfig;
-use super::error::{OpalError, TransportErrorKind};
+use super::error::OpalError;
 use super::limiter::OrgRateLimiter;
 use super::observer::{AttemptOutcome, CallAttempt, CallObserver, NoopObserver};
 use super::token::ApiToken;
-use crate::retry::{RetryPolicy, parse_retry_after};
+use crate::http::{RetryPolicy, parse_retry_after};
+use crate::http::{TransportErrorKind, error_chain};
 
 /// Longest slice of an error response body kept in an [`OpalError`].
 const MAX_ERROR_BODY_CHARS: usize = 2_048;
@@ -307,7 +307,7 @@ impl Client {
         let response = match result {
             Ok(response) => response,
             Err(err) => {
-                let kind = transport_kind(&err);
+                let kind = TransportErrorKind::of(&err);
                 let error = OpalError::Transport {
                     operation: call.operation,
                     kind,
@@ -367,32 +367,6 @@ fn is_transient_status(status: StatusCode) -> bool {
         || (status.is_server_error()
             && status != StatusCode::NOT_IMPLEMENTED
             && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED)
-}
-
-fn transport_kind(err: &reqwest::Error) -> TransportErrorKind {
-    if err.is_timeout() {
-        TransportErrorKind::Timeout
-    } else if err.is_connect() {
-        TransportErrorKind::Connect
-    } else if err.is_body() || err.is_decode() {
-        TransportErrorKind::Body
-    } else if err.is_request() {
-        TransportErrorKind::Request
-    } else {
-        TransportErrorKind::Other
-    }
-}
-
-/// The error and its causes on one line (reqwest's own message hides the underlying cause).
-fn error_chain(err: &reqwest::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 impl fmt::Debug for Client {

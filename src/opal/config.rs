@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::OpalError;
-use crate::retry::RetryConfig;
+use crate::http::RetryConfig;
 
 /// Production API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.opal.dev/v1";

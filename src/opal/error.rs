@@ -1,40 +1,6 @@
 //! Errors of the Opal client.
 
-use std::fmt;
-
-/// Why one HTTP attempt failed before a status code arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportErrorKind {
-    /// The per-request timeout elapsed.
-    Timeout,
-    /// No connection could be made.
-    Connect,
-    /// The connection failed while sending or waiting (reset, closed early, protocol error).
-    Request,
-    /// The response body could not be read completely.
-    Body,
-    /// Any other failure inside the HTTP stack.
-    Other,
-}
-
-impl TransportErrorKind {
-    /// Stable low-cardinality name for metrics.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Timeout => "timeout",
-            Self::Connect => "connect",
-            Self::Request => "request",
-            Self::Body => "body",
-            Self::Other => "transport",
-        }
-    }
-}
-
-impl fmt::Display for TransportErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
+use crate::http::TransportErrorKind;
 
 /// An Opal API call that did not succeed. Messages never contain the API token.
 #[derive(Debug, thiserror::Error)]

@@ -24,7 +24,6 @@ pub mod pagination;
 mod token;
 
 /// The retry settings of [`ClientConfig`].
-pub use crate::retry::RetryConfig;
 pub use api::{
     EventFilter, GrantOutcome, GroupFilter, RelayRequestFilter, RequestFilter, ResourceFilter,
     RevokeOutcome,
@@ -32,7 +31,7 @@ pub use api::{
 pub use call::HttpMethod;
 pub use client::{Client, ClientBuilder};
 pub use config::{ClientConfig, DEFAULT_BASE_URL, RateLimitConfig};
-pub use error::{OpalError, TransportErrorKind};
+pub use error::OpalError;
 pub use limiter::{OrgRateLimiter, is_group_or_resource_write};
 pub use observer::{AttemptOutcome, CallAttempt, CallObserver, NoopObserver};
 pub use pagination::Pager;

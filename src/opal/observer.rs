@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::call::HttpMethod;
-use super::error::TransportErrorKind;
+use crate::http::TransportErrorKind;
 
 /// How one HTTP attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use opal_operator::hris::{Employee, HrSnapshot, HttpConfig};
-use opal_operator::retry::RetryConfig;
+use opal_operator::http::RetryConfig;
 
 /// Short timeouts and near-instant backoff, so retry tests stay quick; `attempts` per call.
 pub fn fast_http(attempts: u32) -> HttpConfig {

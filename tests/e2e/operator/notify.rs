@@ -9,9 +9,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use libtest_mimic::Failed;
 use opal_operator::crd::{AccessPolicy, Lockdown, LockdownPhase};
-use opal_operator::notify::{
-    ChannelConfig, NotifyConfig, OutboxConfig, RetryConfig, SlackApiConfig,
-};
+use opal_operator::http::RetryConfig;
+use opal_operator::notify::{ChannelConfig, NotifyConfig, OutboxConfig, SlackApiConfig};
 use opal_operator::secret::{SecretKeySelector, SecretRef};
 use opal_operator::sim::notify::FaultConfig;
 use opal_operator::sim::notify::slack::{SlackSim, SlackSimConfig};

@@ -1,5 +1,6 @@
-//! Retry policy shared by every HTTP client (Opal, HR sources): jittered exponential backoff,
-//! `Retry-After` honoured as a minimum, and a total delay budget.
+//! The retry policy: jittered exponential backoff, `Retry-After` honoured as a minimum, and a
+//! total delay budget. API calls (Opal, HR) and notification messages use it with different
+//! defaults.
 
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +20,7 @@ pub struct RetryConfig {
     pub max_total_delay_ms: u64,
 }
 
+/// The defaults for API calls, which someone is waiting on.
 impl Default for RetryConfig {
     fn default() -> Self {
         Self {
@@ -28,6 +30,47 @@ impl Default for RetryConfig {
             max_total_delay_ms: 60_000,
         }
     }
+}
+
+impl RetryConfig {
+    /// The defaults for notification messages, which may wait out a long outage of the channel.
+    pub fn for_messages() -> Self {
+        Self {
+            max_attempts: 10,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 60_000,
+            max_total_delay_ms: 900_000,
+        }
+    }
+}
+
+/// A retry section with some fields left out: those take the message defaults.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MessageRetryFields {
+    max_attempts: Option<u32>,
+    initial_backoff_ms: Option<u64>,
+    max_backoff_ms: Option<u64>,
+    max_total_delay_ms: Option<u64>,
+}
+
+/// Reads a retry section whose missing fields take [`RetryConfig::for_messages`] values (serde's
+/// container default would take the API-call ones).
+pub fn deserialize_message_retry<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<RetryConfig, D::Error> {
+    let fields = MessageRetryFields::deserialize(deserializer)?;
+    let defaults = RetryConfig::for_messages();
+    Ok(RetryConfig {
+        max_attempts: fields.max_attempts.unwrap_or(defaults.max_attempts),
+        initial_backoff_ms: fields
+            .initial_backoff_ms
+            .unwrap_or(defaults.initial_backoff_ms),
+        max_backoff_ms: fields.max_backoff_ms.unwrap_or(defaults.max_backoff_ms),
+        max_total_delay_ms: fields
+            .max_total_delay_ms
+            .unwrap_or(defaults.max_total_delay_ms),
+    })
 }
 
 /// When and how long to wait before attempting a failed call again. Shared by every HTTP client
@@ -193,6 +236,24 @@ mod tests {
             assert!(wait >= Duration::from_secs(2));
             assert!(wait <= Duration::from_millis(2_200));
         }
+    }
+
+    #[test]
+    fn a_message_retry_section_fills_gaps_with_message_defaults() {
+        let read = |yaml: &str| deserialize_message_retry(serde_yaml::Deserializer::from_str(yaml));
+        assert_eq!(
+            read("maxAttempts: 3").expect("partial"),
+            RetryConfig {
+                max_attempts: 3,
+                ..RetryConfig::for_messages()
+            }
+        );
+        assert_eq!(read("{}").expect("empty"), RetryConfig::for_messages());
+        assert_ne!(RetryConfig::for_messages(), RetryConfig::default());
+        assert!(
+            read("maxAttemps: 3").is_err(),
+            "a misspelt field is refused"
+        );
     }
 
     #[test]
