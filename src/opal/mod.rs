@@ -25,8 +25,8 @@ mod token;
 
 /// The retry settings of [`ClientConfig`].
 pub use api::{
-    EventFilter, GrantOutcome, GroupFilter, RelayRequestFilter, RequestFilter, ResourceFilter,
-    RevokeOutcome,
+    EventFilter, GrantOn, GrantOutcome, GroupFilter, RelayRequestFilter, RequestFilter,
+    ResourceFilter, RevokeOutcome,
 };
 pub use call::HttpMethod;
 pub use client::{Client, ClientBuilder};

@@ -9,7 +9,7 @@ use futures::{StreamExt, stream};
 use crate::crd::{ChangeAction, TargetKind};
 use crate::engine::Operation;
 use crate::opal::model::GrantSpec;
-use crate::opal::{Client, GrantOutcome, OpalError, RevokeOutcome};
+use crate::opal::{Client, GrantOn, GrantOutcome, OpalError, RevokeOutcome};
 
 /// What happened to one operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,52 +96,37 @@ impl Executor {
 
     async fn apply_one(&self, operation: &Operation) -> OperationOutcome {
         let level = Some(operation.access_level_remote_id.as_str()).filter(|l| !l.is_empty());
+        let on = match operation.kind {
+            TargetKind::Group => GrantOn::Group(&operation.target_id),
+            TargetKind::Resource => GrantOn::Resource(&operation.target_id),
+        };
+        let user = &operation.user_id;
         let result: Result<OperationOutcome, OpalError> = match operation.action {
             ChangeAction::Grant => {
                 let grant = GrantSpec {
                     duration_minutes: 0,
                     access_level_remote_id: level.map(str::to_owned),
                 };
-                let target = &operation.target_id;
-                let user = &operation.user_id;
-                match operation.kind {
-                    TargetKind::Group => self
-                        .client
-                        .grant_group_user(target, user, &grant)
-                        .await
-                        .map(|outcome| granted(&outcome)),
-                    TargetKind::Resource => self
-                        .client
-                        .grant_resource_user(target, user, &grant)
-                        .await
-                        .map(|outcome| granted(&outcome)),
-                }
+                self.client
+                    .grant_user(on, user, &grant)
+                    .await
+                    .map(|outcome| match outcome {
+                        GrantOutcome::Granted(()) => OperationOutcome::Applied,
+                        GrantOutcome::AlreadyPresent => OperationOutcome::AlreadyDone,
+                    })
             }
-            ChangeAction::Revoke => {
-                let target = &operation.target_id;
-                let user = &operation.user_id;
-                match operation.kind {
-                    TargetKind::Group => self.client.revoke_group_user(target, user, level).await,
-                    TargetKind::Resource => {
-                        self.client.revoke_resource_user(target, user, level).await
-                    }
-                }
+            ChangeAction::Revoke => self
+                .client
+                .revoke_user(on, user, level)
+                .await
                 .map(|outcome| match outcome {
                     RevokeOutcome::Revoked => OperationOutcome::Applied,
                     RevokeOutcome::AlreadyAbsent => OperationOutcome::AlreadyDone,
-                })
-            }
+                }),
         };
         result.unwrap_or_else(|error| OperationOutcome::Failed {
             label: error.label(),
             message: error.to_string(),
         })
-    }
-}
-
-fn granted<T>(outcome: &GrantOutcome<T>) -> OperationOutcome {
-    match outcome {
-        GrantOutcome::Granted(_) => OperationOutcome::Applied,
-        GrantOutcome::AlreadyPresent => OperationOutcome::AlreadyDone,
     }
 }

@@ -2,7 +2,7 @@ use crate::opal::call::{ApiPath, Call, HttpMethod};
 use crate::opal::client::Client;
 use crate::opal::error::OpalError;
 use crate::opal::model::{
-    GrantSpec, Group, GroupResource, GroupResourceList, GroupType, GroupUser, MessageChannel,
+    Group, GroupResource, GroupResourceList, GroupType, GroupUser, MessageChannel,
     MessageChannelIdList, MessageChannelList, ReviewerStage, ReviewerStageList, Tag, TagList,
     UpdateGroupInfo, UpdateGroupInfoList, VisibilityInfo,
 };
@@ -67,51 +67,6 @@ impl Client {
     /// Every member of a group.
     pub async fn list_group_users(&self, group_id: &str) -> Result<Vec<GroupUser>, OpalError> {
         self.group_users(group_id).collect_all().await
-    }
-
-    /// Adds a user to a group (`POST /groups/{group_id}/users/{user_id}`). A duplicate add is an
-    /// error here; use [`Client::grant_group_user`] for an idempotent add.
-    pub async fn add_group_user(
-        &self,
-        group_id: &str,
-        user_id: &str,
-        grant: &GrantSpec,
-    ) -> Result<GroupUser, OpalError> {
-        self.fetch(&add_group_user_call(group_id, user_id, grant)?)
-            .await
-    }
-
-    /// Changes the duration of a membership (`PUT /groups/{group_id}/users/{user_id}`).
-    pub async fn update_group_user(
-        &self,
-        group_id: &str,
-        user_id: &str,
-        grant: &GrantSpec,
-    ) -> Result<GroupUser, OpalError> {
-        let call = Call::new(
-            "groups.users.update",
-            HttpMethod::Put,
-            ApiPath::new(["groups", group_id, "users", user_id]),
-        )
-        .json_body(grant)?;
-        self.fetch(&call).await
-    }
-
-    /// Removes a user's membership at one level (`DELETE /groups/{group_id}/users/{user_id}`).
-    /// `None` means the default level. See [`Client::revoke_group_user`] for an idempotent form.
-    pub async fn remove_group_user(
-        &self,
-        group_id: &str,
-        user_id: &str,
-        access_level_remote_id: Option<&str>,
-    ) -> Result<(), OpalError> {
-        self.send(&remove_group_user_call(
-            group_id,
-            user_id,
-            access_level_remote_id,
-        ))
-        .await
-        .map(drop)
     }
 
     /// Groups a user belongs to, page by page (`GET /groups/users/{user_id}`).
@@ -228,30 +183,4 @@ impl Client {
         );
         Ok(self.fetch::<TagList>(&call).await?.tags)
     }
-}
-
-pub(super) fn add_group_user_call(
-    group_id: &str,
-    user_id: &str,
-    grant: &GrantSpec,
-) -> Result<Call, OpalError> {
-    Call::new(
-        "groups.users.add",
-        HttpMethod::Post,
-        ApiPath::new(["groups", group_id, "users", user_id]),
-    )
-    .json_body(grant)
-}
-
-pub(super) fn remove_group_user_call(
-    group_id: &str,
-    user_id: &str,
-    access_level_remote_id: Option<&str>,
-) -> Call {
-    Call::new(
-        "groups.users.remove",
-        HttpMethod::Delete,
-        ApiPath::new(["groups", group_id, "users", user_id]),
-    )
-    .query_opt("access_level_remote_id", access_level_remote_id)
 }

@@ -12,7 +12,7 @@ mod tags;
 mod users;
 
 pub use events::EventFilter;
-pub use grants::{GrantOutcome, RevokeOutcome};
+pub use grants::{GrantOn, GrantOutcome, RevokeOutcome};
 pub use groups::GroupFilter;
 pub use requests::{RelayRequestFilter, RequestFilter};
 pub use resources::ResourceFilter;

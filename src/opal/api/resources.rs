@@ -2,9 +2,9 @@ use crate::opal::call::{ApiPath, Call, HttpMethod};
 use crate::opal::client::Client;
 use crate::opal::error::OpalError;
 use crate::opal::model::{
-    GrantSpec, MessageChannel, MessageChannelIdList, MessageChannelList, Resource,
-    ResourceAccessUser, ResourceType, ResourceUser, ReviewerStage, ReviewerStageList, Tag, TagList,
-    UpdateResourceInfo, UpdateResourceInfoList, VisibilityInfo,
+    MessageChannel, MessageChannelIdList, MessageChannelList, Resource, ResourceAccessUser,
+    ResourceType, ResourceUser, ReviewerStage, ReviewerStageList, Tag, TagList, UpdateResourceInfo,
+    UpdateResourceInfoList, VisibilityInfo,
 };
 use crate::opal::pagination::{CursorPage, DataPage, PageParams, Pager};
 
@@ -108,51 +108,6 @@ impl Client {
         Pager::<DataPage<ResourceUser>>::new(self, call, PageParams::cursor_only())
             .collect_all()
             .await
-    }
-
-    /// Grants a user direct access (`POST /resources/{resource_id}/users/{user_id}`). A duplicate
-    /// add is an error here; use [`Client::grant_resource_user`] for an idempotent add.
-    pub async fn add_resource_user(
-        &self,
-        resource_id: &str,
-        user_id: &str,
-        grant: &GrantSpec,
-    ) -> Result<ResourceUser, OpalError> {
-        self.fetch(&add_resource_user_call(resource_id, user_id, grant)?)
-            .await
-    }
-
-    /// Changes the duration or level of a grant (`PUT /resources/{resource_id}/users/{user_id}`).
-    pub async fn update_resource_user(
-        &self,
-        resource_id: &str,
-        user_id: &str,
-        grant: &GrantSpec,
-    ) -> Result<ResourceUser, OpalError> {
-        let call = Call::new(
-            "resources.users.update",
-            HttpMethod::Put,
-            ApiPath::new(["resources", resource_id, "users", user_id]),
-        )
-        .json_body(grant)?;
-        self.fetch(&call).await
-    }
-
-    /// Removes a user's direct grant at one level (`DELETE /resources/{id}/users/{user_id}`);
-    /// access through groups stays. See [`Client::revoke_resource_user`] for an idempotent form.
-    pub async fn remove_resource_user(
-        &self,
-        resource_id: &str,
-        user_id: &str,
-        access_level_remote_id: Option<&str>,
-    ) -> Result<(), OpalError> {
-        self.send(&remove_resource_user_call(
-            resource_id,
-            user_id,
-            access_level_remote_id,
-        ))
-        .await
-        .map(drop)
     }
 
     /// Resources a user can access, page by page (`GET /resources/users/{user_id}`).
@@ -272,30 +227,4 @@ impl Client {
         );
         Ok(self.fetch::<TagList>(&call).await?.tags)
     }
-}
-
-pub(super) fn add_resource_user_call(
-    resource_id: &str,
-    user_id: &str,
-    grant: &GrantSpec,
-) -> Result<Call, OpalError> {
-    Call::new(
-        "resources.users.add",
-        HttpMethod::Post,
-        ApiPath::new(["resources", resource_id, "users", user_id]),
-    )
-    .json_body(grant)
-}
-
-pub(super) fn remove_resource_user_call(
-    resource_id: &str,
-    user_id: &str,
-    access_level_remote_id: Option<&str>,
-) -> Call {
-    Call::new(
-        "resources.users.remove",
-        HttpMethod::Delete,
-        ApiPath::new(["resources", resource_id, "users", user_id]),
-    )
-    .query_opt("access_level_remote_id", access_level_remote_id)
 }
