@@ -1,4 +1,4 @@
-//! End-to-end tests on a real Kubernetes API server (DESIGN §8.4).
+//! End-to-end tests on a real Kubernetes API server (tier 3 in ARCHITECTURE.md).
 //!
 //! One etcd + kube-apiserver is started for the whole run and shared by all trials (each trial
 //! gets its own namespace), then torn down, also when trials fail or panic. Run with

@@ -1,4 +1,5 @@
-//! Property tests on random HR data, Opal state and specs (DESIGN §8.2).
+//! Property tests on random HR data, Opal state and specs (the invariants are listed in
+//! ARCHITECTURE.md, "Tests, in tiers").
 
 use chrono::Duration;
 use proptest::prelude::*;

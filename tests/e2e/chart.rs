@@ -1,4 +1,4 @@
-//! Packaging checks (DESIGN §8.5): the Helm chart in `charts/opal-operator` and the GitOps
+//! Packaging checks: the Helm chart in `charts/opal-operator` and the GitOps
 //! examples in `examples/`, on their own and against the test kube-apiserver.
 //!
 //! * `helm lint` with the default and the full values, and the values schema refusing bad ones;
