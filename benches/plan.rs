@@ -114,6 +114,7 @@ fn world() -> World {
                     revoke_on_delete: false,
                 },
                 paused: false,
+                deleting: false,
             });
         }
     }

@@ -10,7 +10,8 @@ use serde_json::Value;
 use chrono::{DateTime, Utc};
 
 use crate::crd::{
-    API_GROUP, AccessPolicy, Lockdown, LockdownStatus, ReviewSchedule, RoleMapping, annotations,
+    API_GROUP, AccessPolicy, Lockdown, LockdownPhase, LockdownStatus, ReviewSchedule, RoleMapping,
+    annotations,
 };
 use crate::engine::{LockdownInput, MappingInput, ObjectKey, Plan, PolicyInput};
 
@@ -151,6 +152,7 @@ impl Manifests {
                 key: key_of(&object.metadata),
                 spec: object.spec.clone(),
                 paused: is_paused(&object.metadata),
+                deleting: object.metadata.deletion_timestamp.is_some(),
             })
             .collect()
     }
@@ -192,7 +194,11 @@ impl Manifests {
                 key: key_of(&object.metadata),
                 spec: object.spec.clone(),
                 activated_at: object.status.as_ref().and_then(|s| s.activated_at),
-                released: false,
+                released: object
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == Some(LockdownPhase::Released)),
+                deleting: object.metadata.deletion_timestamp.is_some(),
             })
             .collect()
     }

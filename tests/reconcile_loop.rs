@@ -508,6 +508,7 @@ impl MappingDraft {
                 revoke_on_delete: false,
             },
             paused: false,
+            deleting: false,
         }
     }
 }
@@ -643,6 +644,7 @@ fn resources(fixture: &OrgFixture, levels: &Levels, activated_at: DateTime<Utc>)
         },
         activated_at: Some(activated_at),
         released: false,
+        deleting: false,
     };
     Resources {
         mappings: [

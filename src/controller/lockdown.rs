@@ -349,7 +349,7 @@ pub async fn note_progress(
     confirmation: &Plan,
     now: DateTime<Utc>,
 ) {
-    for input in inputs.lockdowns.iter().filter(|l| !l.released) {
+    for input in &inputs.lockdowns {
         let Some(findings) = confirmation.lockdowns.get(&input.key) else {
             continue;
         };

@@ -448,7 +448,7 @@ async fn reconcile_role_mapping(
         }
         return Ok(Action::await_change());
     }
-    if holds != objects::revokes_on_delete(&object) {
+    if holds != crate::engine::revokes_on_delete(&object.spec) {
         let mut finalizers: Vec<String> = object
             .finalizers()
             .iter()

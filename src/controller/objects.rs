@@ -6,10 +6,7 @@ use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::crd::{
-    AccessPolicy, AttributeRequirement, EmployeeSelector, Lockdown, LockdownPhase, MembershipMode,
-    ReviewSchedule, RoleMapping, SafetySpec, SelectorOperator,
-};
+use crate::crd::{AccessPolicy, Lockdown, ReviewSchedule, RoleMapping, SafetySpec};
 use crate::engine::{LockdownInput, MappingInput, ObjectKey, PolicyInput};
 use crate::manifests::Manifests;
 use crate::standalone::safety_defaults_policy;
@@ -76,27 +73,15 @@ impl Stores {
         if let Some(safety) = safety_defaults {
             policies.push(safety_defaults_policy(operator_namespace, safety));
         }
-        let mut lockdowns = manifests.lockdown_inputs();
-        let mut releasing = Vec::new();
-        for (input, object) in lockdowns.iter_mut().zip(&manifests.lockdowns) {
-            let released = object
-                .status
-                .as_ref()
-                .is_some_and(|s| s.phase == Some(LockdownPhase::Released));
-            let deleting = object.metadata.deletion_timestamp.is_some();
-            let expired = lockdown_expired(object, now);
-            input.released = released || deleting || expired;
-            if (deleting || expired) && !released {
-                releasing.push(object.clone());
-            }
-        }
+        let lockdowns = manifests.lockdown_inputs();
+        let releasing = lockdowns
+            .iter()
+            .zip(&manifests.lockdowns)
+            .filter(|(input, _)| input.release_due(now))
+            .map(|(_, object)| object.clone())
+            .collect();
         Inputs {
-            mappings: manifests
-                .mapping_inputs()
-                .into_iter()
-                .zip(&manifests.role_mappings)
-                .map(|(input, object)| retire_if_deleting(input, object))
-                .collect(),
+            mappings: manifests.mapping_inputs(),
             policies,
             lockdowns,
             fingerprints,
@@ -134,45 +119,6 @@ impl Stores {
 /// only it desired are revoked.
 pub const REVOKE_ON_DELETE_FINALIZER: &str = "opal-operator.io/revoke-on-delete";
 
-/// Whether deleting `mapping` must first revoke what only it desired: `revokeOnDelete` on an
-/// Authoritative mapping. (An Additive mapping never revoked anything; treating it as
-/// Authoritative at deletion would also remove grants it never desired.)
-pub fn revokes_on_delete(mapping: &RoleMapping) -> bool {
-    mapping.spec.revoke_on_delete && mapping.spec.membership == MembershipMode::Authoritative
-}
-
-/// A mapping being deleted with [`revokes_on_delete`] keeps governing its targets but desires
-/// nobody, so the plan revokes exactly the grants no other mapping desires (exemptions, the
-/// breaker and the HR gate still apply).
-fn retire_if_deleting(mut input: MappingInput, object: &RoleMapping) -> MappingInput {
-    if object.metadata.deletion_timestamp.is_some() && revokes_on_delete(object) {
-        input.spec.selector = EmployeeSelector {
-            match_labels: Default::default(),
-            match_expressions: vec![AttributeRequirement {
-                // Every employee has an id: nobody matches.
-                key: "id".into(),
-                operator: SelectorOperator::DoesNotExist,
-                values: Vec::new(),
-            }],
-        };
-    }
-    input
-}
-
-/// A lockdown whose `expiresAt`, or `duration` counted from activation, has passed.
-pub fn lockdown_expired(lockdown: &Lockdown, now: DateTime<Utc>) -> bool {
-    if let Some(expires_at) = lockdown.spec.expires_at {
-        return expires_at <= now;
-    }
-    let activated = lockdown.status.as_ref().and_then(|s| s.activated_at);
-    match (&lockdown.spec.duration, activated) {
-        (Some(duration), Some(activated)) => {
-            crate::engine::parse_go_duration(duration).is_ok_and(|d| activated + d <= now)
-        }
-        _ => false,
-    }
-}
-
 fn cloned<K: Clone + kube::Resource + 'static>(store: &Store<K>) -> Vec<K>
 where
     K::DynamicType: std::hash::Hash + Eq + Clone,
@@ -208,7 +154,6 @@ pub fn generation<K: ResourceExt>(object: &K) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeDelta;
 
     use super::*;
     use crate::crd::{LockdownSpec, LockdownStatus, LockdownSubject};
@@ -240,29 +185,6 @@ mod tests {
             ..LockdownStatus::default()
         });
         object
-    }
-
-    #[test]
-    fn a_lockdown_expires_at_its_time_or_after_its_duration_from_activation() {
-        let now = Utc::now();
-        assert!(lockdown_expired(
-            &lockdown(Some(now - TimeDelta::seconds(1)), None, None),
-            now
-        ));
-        assert!(!lockdown_expired(
-            &lockdown(Some(now + TimeDelta::seconds(1)), None, None),
-            now
-        ));
-        // A duration counts from activation; before activation it cannot have run out.
-        assert!(!lockdown_expired(&lockdown(None, Some("5s"), None), now));
-        assert!(!lockdown_expired(
-            &lockdown(None, Some("5s"), Some(now - TimeDelta::seconds(4))),
-            now
-        ));
-        assert!(lockdown_expired(
-            &lockdown(None, Some("5s"), Some(now - TimeDelta::seconds(6))),
-            now
-        ));
     }
 
     #[test]

@@ -472,7 +472,7 @@ fn lockdown_user_subjects(
     employees: &[Employee],
 ) -> Option<LockdownUsers> {
     let input = inputs.lockdowns.iter().find(|l| l.key == *key)?;
-    if input.released || context.stores.lockdown(key).is_none() {
+    if !input.in_force(inputs.at) || context.stores.lockdown(key).is_none() {
         return None;
     }
     let mut users = LockdownUsers {

@@ -16,7 +16,7 @@ pub use restore::{RestoreDecision, RestoreDeferred, RestoreSkip, plan_restore};
 pub use selector::{CompiledSelector, SelectorError};
 pub use world::{
     GrantKey, HrState, LockdownInput, MappingInput, ObjectKey, OpalGrant, OpalState, OpalTarget,
-    OpalUser, PolicyInput, World,
+    OpalUser, PolicyInput, World, revokes_on_delete,
 };
 
 #[cfg(test)]

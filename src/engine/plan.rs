@@ -167,6 +167,9 @@ pub struct LockdownFindings {
     pub to_revoke: usize,
     /// Set when `duration` cannot be parsed (the schema normally prevents it).
     pub invalid_duration: Option<String>,
+    /// Deleted or expired and not released yet: the controller releases it (and restores what
+    /// it revoked) in this sync.
+    pub release_due: bool,
     /// What the lockdown's namespace may not lock, when it names any such thing; those
     /// subjects revoke nothing.
     pub not_permitted: Option<String>,
@@ -273,6 +276,9 @@ struct UserOutcome {
 struct CompiledMapping {
     key: ObjectKey,
     selector: Option<CompiledSelector>,
+    /// False when the selector cannot be compiled: then nobody can tell whom the mapping
+    /// wants, so it must not revoke anyone either.
+    governs: bool,
     grants: Vec<(TargetIdx, LevelIdx)>,
     enforced: bool,
     authoritative: bool,
@@ -431,7 +437,9 @@ impl<'w> Planner<'w> {
         for input in &world.mappings {
             let spec = &input.spec;
             let mut problems = Vec::new();
+            // No selector matches nobody: a retiring mapping still governs its targets.
             let selector = match CompiledSelector::compile(&spec.selector) {
+                Ok(_) if input.retiring() => None,
                 Ok(selector) => Some(selector),
                 Err(error) => {
                     problems.push(MappingProblem::InvalidSelector(error.to_string()));
@@ -483,6 +491,9 @@ impl<'w> Planner<'w> {
             grants.dedup();
             mappings.push(CompiledMapping {
                 key: input.key.clone(),
+                governs: !problems
+                    .iter()
+                    .any(|problem| matches!(problem, MappingProblem::InvalidSelector(_))),
                 selector,
                 grants,
                 enforced: spec.enforcement == Enforcement::Enforce && !input.paused,
@@ -493,7 +504,7 @@ impl<'w> Planner<'w> {
         }
 
         let mut governance = vec![TargetGovernance::default(); opal.targets.len()];
-        for (index, mapping) in mappings.iter().enumerate() {
+        for (index, mapping) in mappings.iter().enumerate().filter(|(_, m)| m.governs) {
             let exceptions: Vec<UserIdx> = if mapping.authoritative {
                 world.mappings[index]
                     .spec
@@ -756,21 +767,12 @@ impl<'w> Planner<'w> {
             let mut findings = LockdownFindings::default();
             let reach = LockReach::of(&input.key.namespace, self.world, tenancy);
             let mut refused: Vec<String> = Vec::new();
-            let expires_at = match (&spec.expires_at, &spec.duration) {
-                (Some(at), _) => Some(*at),
-                (None, Some(duration)) => match parse_go_duration(duration) {
-                    Ok(duration) => Some(input.activated_at.unwrap_or(self.now) + duration),
-                    Err(error) => {
-                        findings.invalid_duration = Some(error.to_string());
-                        None
-                    }
-                },
-                (None, None) => None,
-            };
-            findings.expires_at = expires_at;
-            findings.active = !input.released
-                && findings.invalid_duration.is_none()
-                && expires_at.is_none_or(|at| self.now < at);
+            match input.expires_at(self.now) {
+                Ok(expires_at) => findings.expires_at = expires_at,
+                Err(error) => findings.invalid_duration = Some(error.to_string()),
+            }
+            findings.active = input.in_force(self.now);
+            findings.release_due = input.release_due(self.now);
             let lockdown = index as u32;
             let scope_targets: Option<Vec<TargetIdx>> = match &spec.scope {
                 Some(scope) if scope.mode == LockdownScopeMode::Targets => Some(

@@ -180,6 +180,7 @@ prop_compose! {
                 },
                 activated_at: None,
                 released: false,
+                deleting: false,
             })
             .collect();
         Scenario { world, protected, locked, max_revocations }

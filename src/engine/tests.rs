@@ -91,6 +91,7 @@ pub(crate) fn mapping(name: &str, department: &str, grants: Vec<AccessTarget>) -
             revoke_on_delete: false,
         },
         paused: false,
+        deleting: false,
     }
 }
 
@@ -337,6 +338,55 @@ fn match_expressions_select_employees() {
 }
 
 #[test]
+fn a_deleted_revoke_on_delete_mapping_retires_and_revokes_only_what_only_it_desired() {
+    let mut world = base_world();
+    world.mappings[0].spec.revoke_on_delete = true;
+    // `everyone-eng` also desires cy in eng; ada and bob are desired by `eng` alone.
+    let mut everyone = mapping("everyone-eng", "Sales", vec![group_grant("eng")]);
+    everyone.spec.membership = MembershipMode::Additive;
+    world.mappings.push(everyone);
+    world.opal.grants = ["u1", "u2", "u3"]
+        .map(|user| grant(TargetKind::Group, "g-eng", user))
+        .to_vec();
+    assert!(plan(&world, now()).operations.is_empty());
+
+    world.mappings[0].deleting = true;
+    assert!(world.mappings[0].retiring());
+    assert_eq!(
+        ops(&plan(&world, now())),
+        ["revoke eng u1", "revoke eng u2"]
+    );
+
+    // Without revokeOnDelete, or on an Additive mapping, deletion retires nothing.
+    world.mappings[0].spec.revoke_on_delete = false;
+    assert!(!world.mappings[0].retiring());
+    world.mappings[0].spec.revoke_on_delete = true;
+    world.mappings[0].spec.membership = MembershipMode::Additive;
+    assert!(!world.mappings[0].retiring());
+    assert!(!revokes_on_delete(&world.mappings[0].spec));
+}
+
+#[test]
+fn a_mapping_whose_selector_cannot_compile_revokes_nothing() {
+    let mut world = base_world();
+    world.opal.grants = ["u1", "u2", "u4"]
+        .map(|user| grant(TargetKind::Group, "g-eng", user))
+        .to_vec();
+    assert_eq!(ops(&plan(&world, now())), ["revoke eng u4"]);
+    world.mappings[0].spec.selector.match_expressions = vec![AttributeRequirement {
+        key: "email".to_owned(),
+        operator: SelectorOperator::Matches,
+        values: vec!["(".to_owned()],
+    }];
+    let plan = plan(&world, now());
+    assert!(plan.operations.is_empty(), "{:?}", ops(&plan));
+    assert_eq!(
+        plan.mappings[&ObjectKey::new(NS, "eng")].problems[0].reason(),
+        "InvalidSelector"
+    );
+}
+
+#[test]
 fn tenancy_gates_what_a_namespace_may_govern() {
     let mut world = base_world();
     world.mappings.push(MappingInput {
@@ -436,6 +486,7 @@ pub(crate) fn lockdown(name: &str, subjects: Vec<LockdownSubject>) -> LockdownIn
         },
         activated_at: None,
         released: false,
+        deleting: false,
     }
 }
 
@@ -471,6 +522,54 @@ fn a_locked_user_loses_everything_and_is_never_granted() {
     assert_eq!(findings.locked_users, 1);
     assert_eq!(findings.to_revoke, 2);
     assert_eq!(findings.expires_at, Some(now() + Duration::hours(4)));
+}
+
+#[test]
+fn a_lockdown_ends_at_its_time_or_its_duration_after_activation_and_is_then_due_for_release() {
+    let at = now();
+    let mut input = lockdown("incident", vec![email_subject("ada@example.com")]);
+    input.spec.duration = Some("5s".to_owned());
+    // Before activation the duration counts from now, so it cannot have run out.
+    assert_eq!(input.expires_at(at), Ok(Some(at + Duration::seconds(5))));
+    assert!(input.in_force(at) && !input.release_due(at));
+    input.activated_at = Some(at - Duration::seconds(4));
+    assert!(input.in_force(at) && !input.release_due(at));
+    input.activated_at = Some(at - Duration::seconds(6));
+    assert!(!input.in_force(at) && input.release_due(at));
+    // An explicit end wins over the duration.
+    input.spec.expires_at = Some(at + Duration::seconds(1));
+    assert!(input.in_force(at) && !input.release_due(at));
+    input.spec.expires_at = Some(at);
+    assert!(!input.in_force(at) && input.release_due(at));
+    // Once released it is neither in force nor due again.
+    input.released = true;
+    assert!(!input.in_force(at) && !input.release_due(at));
+}
+
+#[test]
+fn a_deleted_lockdown_is_due_for_release_and_a_bad_duration_holds_it_without_releasing() {
+    let at = now();
+    let mut deleted = lockdown("deleted", vec![email_subject("ada@example.com")]);
+    deleted.deleting = true;
+    assert!(!deleted.in_force(at) && deleted.release_due(at));
+
+    let mut unreadable = lockdown("unreadable", vec![email_subject("ada@example.com")]);
+    unreadable.spec.duration = Some("soon".to_owned());
+    assert!(unreadable.expires_at(at).is_err());
+    assert!(
+        !unreadable.in_force(at),
+        "an unreadable duration does not lock"
+    );
+    assert!(!unreadable.release_due(at), "nor does it count as expired");
+
+    let mut world = base_world();
+    world.lockdowns = vec![deleted, unreadable];
+    let plan = plan(&world, at);
+    let deleted = &plan.lockdowns[&ObjectKey::new(NS, "deleted")];
+    assert!(!deleted.active && deleted.release_due);
+    let unreadable = &plan.lockdowns[&ObjectKey::new(NS, "unreadable")];
+    assert!(!unreadable.active && !unreadable.release_due);
+    assert!(unreadable.invalid_duration.is_some());
 }
 
 #[test]

@@ -6,7 +6,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::crd::{AccessPolicySpec, LockdownSpec, RoleMappingSpec, TargetKind};
+use super::duration::{DurationError, parse_go_duration};
+use crate::crd::{AccessPolicySpec, LockdownSpec, MembershipMode, RoleMappingSpec, TargetKind};
 use crate::hris::Employee;
 
 /// Namespace and name of a custom resource.
@@ -140,6 +141,24 @@ pub struct MappingInput {
     pub spec: RoleMappingSpec,
     /// Paused mappings behave like `Observe`: their grants are kept but nothing is changed.
     pub paused: bool,
+    /// Deletion has been requested (the object waits on a finalizer).
+    pub deleting: bool,
+}
+
+impl MappingInput {
+    /// A mapping being deleted that [`revokes_on_delete`] retires: it keeps governing its
+    /// targets but desires nobody, so the plan revokes exactly the grants no other mapping
+    /// desires (exceptions, the breaker and the HR gate still apply).
+    pub fn retiring(&self) -> bool {
+        self.deleting && revokes_on_delete(&self.spec)
+    }
+}
+
+/// Whether deleting a mapping must first revoke what only it desired: `revokeOnDelete` on an
+/// Authoritative mapping. An Additive mapping never revoked anything; retiring it would remove
+/// grants it never desired.
+pub fn revokes_on_delete(spec: &RoleMappingSpec) -> bool {
+    spec.revoke_on_delete && spec.membership == MembershipMode::Authoritative
 }
 
 /// An AccessPolicy as the planner sees it.
@@ -159,8 +178,41 @@ pub struct LockdownInput {
     /// When the lockdown first became active; `duration` counts from here (or from now when
     /// it has not activated yet).
     pub activated_at: Option<DateTime<Utc>>,
-    /// Released (deleted or expired and restored): no longer in force.
+    /// Its status says `Released`: the release (and restore) is done.
     pub released: bool,
+    /// Deletion has been requested; the lockdown waits on its finalizer for release.
+    pub deleting: bool,
+}
+
+impl LockdownInput {
+    /// When the lockdown ends: `expiresAt`, or `duration` counted from activation (from `now`
+    /// while it has not activated). An unparseable duration is an error, never "no end".
+    pub fn expires_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, DurationError> {
+        match (&self.spec.expires_at, &self.spec.duration) {
+            (Some(at), _) => Ok(Some(*at)),
+            (None, Some(duration)) => {
+                parse_go_duration(duration).map(|d| Some(self.activated_at.unwrap_or(now) + d))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn expired(&self, now: DateTime<Utc>) -> bool {
+        matches!(self.expires_at(now), Ok(Some(at)) if at <= now)
+    }
+
+    /// In force: revokes and keeps its subjects out. Not once released, deleted or expired, nor
+    /// with a duration that cannot be read.
+    pub fn in_force(&self, now: DateTime<Utc>) -> bool {
+        !self.released
+            && !self.deleting
+            && matches!(self.expires_at(now), Ok(end) if end.is_none_or(|at| now < at))
+    }
+
+    /// Due for release now: deleted or expired, and not released yet.
+    pub fn release_due(&self, now: DateTime<Utc>) -> bool {
+        !self.released && (self.deleting || self.expired(now))
+    }
 }
 
 /// Everything one plan is computed from.
