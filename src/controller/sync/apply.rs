@@ -162,13 +162,7 @@ pub(super) async fn confirm(
     let mut confirmed = world.clone();
     match only {
         Some(dirty) => {
-            let targets: Vec<OpalTarget> = world
-                .opal
-                .targets
-                .iter()
-                .filter(|t| dirty.targets.contains(&(t.kind, t.id.clone())))
-                .cloned()
-                .collect();
+            let targets = dirty.known_targets(&world.opal);
             refresh(sources, &mut confirmed.opal, dirty, targets).await?;
         }
         None => {

@@ -188,6 +188,15 @@ impl Dirty {
     fn covers(&self, op: &Operation) -> bool {
         self.users.contains(&op.user_id) || self.targets.contains(&(op.kind, op.target_id.clone()))
     }
+
+    /// The dirty targets `opal` knows.
+    fn known_targets(&self, opal: &OpalState) -> Vec<OpalTarget> {
+        opal.targets
+            .iter()
+            .filter(|t| self.targets.contains(&(t.kind, t.id.clone())))
+            .cloned()
+            .collect()
+    }
 }
 
 impl Batch {
@@ -378,13 +387,7 @@ async fn targeted_sync(context: &SyncContext, state: &mut LoopState, batch: &Bat
             .filter(|u| emails.contains(&u.email.to_lowercase()))
             .map(|u| u.id.clone()),
     );
-    let known_targets: Vec<OpalTarget> = cache
-        .opal
-        .targets
-        .iter()
-        .filter(|t| dirty.targets.contains(&(t.kind, t.id.clone())))
-        .cloned()
-        .collect();
+    let known_targets = dirty.known_targets(&cache.opal);
     if known_targets.len() != dirty.targets.len() {
         // A target the last full read did not see (created since): read everything.
         return full_sync(context, state, batch).await;
