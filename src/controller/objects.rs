@@ -154,7 +154,6 @@ pub fn generation<K: ResourceExt>(object: &K) -> i64 {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use crate::crd::{LockdownSpec, LockdownStatus, LockdownSubject};
 
