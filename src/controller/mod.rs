@@ -2,13 +2,16 @@
 //! sync loop, one debounced global plan, status and Events per object, Lockdown finalizers,
 //! ReviewSchedule campaigns, leader election, and the HTTP server.
 
+mod access_policy;
 mod events;
+mod incidents;
 mod leader;
 mod lockdown;
 mod notifications;
 mod objects;
 mod opal_events;
 pub mod review;
+mod role_mapping;
 mod schedules;
 mod status;
 mod sync;
@@ -18,12 +21,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -35,16 +36,18 @@ pub use leader::{Leadership, LeaseSettings};
 pub use lockdown::{FINALIZER as LOCKDOWN_FINALIZER, RECORD_KEY, STATUS_RECORD_LIMIT};
 pub use sync::{LoopTiming, SyncRequest, SyncTrigger, SyncView};
 
+use self::access_policy::reconcile_access_policy;
 use self::events::EventSink;
-use self::objects::{Kind, Stores, fingerprint, generation, key_of};
+use self::incidents::KubeIncidentSink;
+use self::lockdown::reconcile_lockdown;
+use self::objects::{Kind, Stores, fingerprint, key_of};
+use self::role_mapping::reconcile_role_mapping;
 use self::sync::SyncContext;
 use crate::config::OperatorConfig;
-use crate::crd::{AccessPolicy, Lockdown, LockdownPhase, ReviewSchedule, RoleMapping, annotations};
+use crate::crd::{AccessPolicy, Lockdown, ReviewSchedule, RoleMapping};
 use crate::metrics::Metrics;
 use crate::standalone::{Sources, StandaloneError};
-use crate::webhooks::{
-    Health, IncidentPolicy, IncidentSink, LockdownCreated, WebhookSinks, WebhookState,
-};
+use crate::webhooks::{Health, WebhookSinks, WebhookState};
 
 /// Why the operator cannot start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -427,272 +430,4 @@ where
     )
     .await
     .map(|_| ())
-}
-
-async fn reconcile_role_mapping(
-    object: Arc<RoleMapping>,
-    context: Arc<ReportContext>,
-) -> Result<Action, ReconcileError> {
-    if !context.leadership.is_leader() {
-        return Ok(Action::await_change());
-    }
-    let key = key_of(&*object);
-    let api: Api<RoleMapping> = Api::namespaced(context.kube.clone(), &key.namespace);
-    let holds = object
-        .finalizers()
-        .iter()
-        .any(|f| f == objects::REVOKE_ON_DELETE_FINALIZER);
-    if object.metadata.deletion_timestamp.is_some() {
-        if holds {
-            return retire_role_mapping(&object, &context, &api).await;
-        }
-        return Ok(Action::await_change());
-    }
-    if holds != crate::engine::revokes_on_delete(&object.spec) {
-        let mut finalizers: Vec<String> = object
-            .finalizers()
-            .iter()
-            .filter(|f| *f != objects::REVOKE_ON_DELETE_FINALIZER)
-            .cloned()
-            .collect();
-        if !holds {
-            finalizers.push(objects::REVOKE_ON_DELETE_FINALIZER.to_owned());
-        }
-        set_finalizers(&api, &object, finalizers).await?;
-    }
-    let Some(view) = context.view_for(Kind::RoleMapping, &*object) else {
-        return Ok(Action::await_change());
-    };
-    let paused = object
-        .annotations()
-        .get(annotations::PAUSED)
-        .map(String::as_str)
-        == Some("true");
-    let status = status::role_mapping_status(
-        &view,
-        &key,
-        generation(&*object),
-        paused,
-        object.status.as_ref(),
-        Utc::now(),
-    );
-    if object.status.as_ref() != Some(&status) {
-        apply_status(&api, &key.name, &status).await?;
-    }
-    Ok(Action::await_change())
-}
-
-/// A RoleMapping with `revokeOnDelete` being deleted: it stays (finalizer) until a sync that
-/// planned it as retiring left nothing of it to revoke.
-async fn retire_role_mapping(
-    object: &RoleMapping,
-    context: &ReportContext,
-    api: &Api<RoleMapping>,
-) -> Result<Action, ReconcileError> {
-    let key = key_of(object);
-    let Some(view) = context.view_for(Kind::RoleMapping, object) else {
-        return Ok(Action::requeue(Duration::from_secs(1)));
-    };
-    let done = view.error.is_none()
-        && !view.mapping_failures.contains_key(&key)
-        && view
-            .plan
-            .mappings
-            .get(&key)
-            .is_none_or(|findings| findings.to_revoke == 0 || !findings.enforced);
-    if !done {
-        // Held by a failure, the breaker or the HR gate: the next sync tries again.
-        let reason = if view.plan.breaker.tripped && !view.plan.breaker.approved {
-            format!(
-                "held by the revocation breaker ({}); approve plan {} on the AccessPolicy",
-                view.plan.breaker.reason, view.plan.revocation_hash
-            )
-        } else if let Some(gate) = &view.plan.hr_gate {
-            format!("held by the HR flood gate: {gate}")
-        } else if let Some(error) = &view.error {
-            error.message.clone()
-        } else {
-            "revocations are still being made".to_owned()
-        };
-        context.events.warning(
-            object,
-            "DeletionHeld",
-            "Delete",
-            format!(
-                "revokeOnDelete: the grants only this mapping desired are not revoked yet: {reason}"
-            ),
-        );
-        context.trigger.full("RoleMapping being deleted");
-        return Ok(Action::requeue(Duration::from_secs(2)));
-    }
-    let finalizers = object
-        .finalizers()
-        .iter()
-        .filter(|f| *f != objects::REVOKE_ON_DELETE_FINALIZER)
-        .cloned()
-        .collect();
-    set_finalizers(api, object, finalizers).await?;
-    Ok(Action::await_change())
-}
-
-/// Replaces the finalizer list, guarded by the resource version so a concurrent change to the
-/// list is retried rather than lost.
-async fn set_finalizers<K>(
-    api: &Api<K>,
-    object: &K,
-    finalizers: Vec<String>,
-) -> Result<(), kube::Error>
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let patch = json!({
-        "metadata": {
-            "finalizers": finalizers,
-            "resourceVersion": object.meta().resource_version,
-        }
-    });
-    api.patch(
-        &object.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map(|_| ())
-}
-
-async fn reconcile_access_policy(
-    object: Arc<AccessPolicy>,
-    context: Arc<ReportContext>,
-) -> Result<Action, ReconcileError> {
-    if !context.leadership.is_leader() {
-        return Ok(Action::await_change());
-    }
-    let Some(view) = context.view_for(Kind::AccessPolicy, &*object) else {
-        return Ok(Action::await_change());
-    };
-    let key = key_of(&*object);
-    let status = status::access_policy_status(
-        &view,
-        &key,
-        generation(&*object),
-        &context.operator_namespace,
-        object.status.as_ref(),
-        Utc::now(),
-    );
-    if object.status.as_ref() != Some(&status) {
-        let api: Api<AccessPolicy> = Api::namespaced(context.kube.clone(), &key.namespace);
-        apply_status(&api, &key.name, &status).await?;
-    }
-    Ok(Action::await_change())
-}
-
-async fn reconcile_lockdown(
-    object: Arc<Lockdown>,
-    context: Arc<ReportContext>,
-) -> Result<Action, ReconcileError> {
-    if !context.leadership.is_leader() {
-        return Ok(Action::await_change());
-    }
-    let key = key_of(&*object);
-    let api: Api<Lockdown> = Api::namespaced(context.kube.clone(), &key.namespace);
-    finalizer(&api, lockdown::FINALIZER, object, |event| async {
-        match event {
-            FinalizerEvent::Apply(object) => report_lockdown(&object, &context, &api).await,
-            FinalizerEvent::Cleanup(object) => {
-                let released = object
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.phase == Some(LockdownPhase::Released));
-                if released {
-                    Ok(Action::await_change())
-                } else {
-                    context.trigger.full("Lockdown deleted");
-                    Err(ReconcileError::ReleasePending)
-                }
-            }
-        }
-    })
-    .await
-    .map_err(|error| match error {
-        kube::runtime::finalizer::Error::ApplyFailed(error)
-        | kube::runtime::finalizer::Error::CleanupFailed(error) => error,
-        other => ReconcileError::Finalizer(other.to_string()),
-    })
-}
-
-async fn report_lockdown(
-    object: &Lockdown,
-    context: &ReportContext,
-    api: &Api<Lockdown>,
-) -> Result<Action, ReconcileError> {
-    let Some(view) = context.view_for(Kind::Lockdown, object) else {
-        return Ok(Action::await_change());
-    };
-    let current = object.status.clone().unwrap_or_default();
-    let report = status::lockdown_status(
-        &view,
-        &key_of(object),
-        generation(object),
-        &current,
-        Utc::now(),
-    );
-    if report != status::LockdownReport::shown_in(&current) {
-        apply_status(api, &object.name_any(), &report).await?;
-    }
-    // An active lockdown must be released when it expires, even if nothing else happens.
-    if let (Some(at), Some(LockdownPhase::Active)) = (report.expires_at, current.phase) {
-        return Ok(match (at - Utc::now()).to_std() {
-            Ok(wait) => Action::requeue(wait + Duration::from_millis(200)),
-            Err(_) => {
-                context.trigger.full("Lockdown expired");
-                Action::requeue(Duration::from_secs(5))
-            }
-        });
-    }
-    Ok(Action::await_change())
-}
-
-/// Creates Lockdowns for alerts, as the operator namespace's AccessPolicy says.
-struct KubeIncidentSink {
-    client: kube::Client,
-    policies: Store<AccessPolicy>,
-    operator_namespace: String,
-}
-
-impl IncidentSink for KubeIncidentSink {
-    fn incident_policy(&self) -> Option<IncidentPolicy> {
-        let mut candidates: Vec<_> = self
-            .policies
-            .state()
-            .into_iter()
-            .filter(|p| p.namespace().as_deref() == Some(&self.operator_namespace))
-            .filter(|p| p.spec.incident_response.is_some())
-            .collect();
-        candidates.sort_by_key(|p| p.name_any());
-        let policy = candidates.first()?;
-        Some(IncidentPolicy {
-            policy: key_of(&**policy),
-            spec: policy.spec.incident_response.clone()?,
-        })
-    }
-
-    fn create_lockdown(
-        &self,
-        lockdown: Lockdown,
-    ) -> BoxFuture<'_, Result<LockdownCreated, String>> {
-        async move {
-            let namespace = lockdown
-                .namespace()
-                .unwrap_or_else(|| self.operator_namespace.clone());
-            let api: Api<Lockdown> = Api::namespaced(self.client.clone(), &namespace);
-            match api.create(&PostParams::default(), &lockdown).await {
-                Ok(_) => Ok(LockdownCreated::Created),
-                Err(kube::Error::Api(status)) if status.code == 409 => {
-                    Ok(LockdownCreated::AlreadyExists)
-                }
-                Err(error) => Err(error.to_string()),
-            }
-        }
-        .boxed()
-    }
 }

@@ -9,6 +9,10 @@
 //! manager of its own, so a writer working from a lagging cache never overwrites another's
 //! fields.
 
+mod reconcile;
+
+pub(crate) use reconcile::reconcile_lockdown;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
