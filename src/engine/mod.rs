@@ -2,12 +2,14 @@
 //! Opal into a [`World`] and applying a [`Plan`] live in [`crate::reconcile`].
 
 mod duration;
+mod employee;
 mod plan;
 mod restore;
 mod selector;
 mod world;
 
 pub use duration::{DurationError, parse_go_duration};
+pub use employee::{Employee, EmploymentStatus};
 pub use plan::{
     BreakerFinding, Cause, LockdownFindings, MappingFindings, MappingProblem, Operation, Plan,
     Planner, PolicyFindings, SAMPLE_LIMIT, Withheld, plan,

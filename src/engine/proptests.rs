@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use super::tests::{NS, base_world, employee, mapping, now, tenancy, user};
 use super::*;
 use crate::crd::*;
-use crate::hris::EmploymentStatus;
+use crate::engine::EmploymentStatus;
 
 const DEPARTMENTS: [&str; 3] = ["Engineering", "Sales", "Finance"];
 const TARGETS: [(&str, &str, TargetKind, bool); 5] = [

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use super::plan::Planner;
 use super::world::{GrantKey, HrState, ObjectKey, World};
 use crate::crd::{RevokedGrant, TargetKind};
-use crate::hris::EmploymentStatus;
+use crate::engine::EmploymentStatus;
 
 /// Why a recorded grant is not restored now.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use regex::{Regex, RegexBuilder};
 
 use crate::crd::{EmployeeSelector, SelectorOperator};
-use crate::hris::Employee;
+use crate::engine::Employee;
 
 /// Why a selector cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

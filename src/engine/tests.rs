@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use super::*;
 use crate::crd::*;
-use crate::hris::{Employee, EmploymentStatus};
+use crate::engine::{Employee, EmploymentStatus};
 
 pub(crate) const NS: &str = "opal-system";
 

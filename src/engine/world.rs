@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::{DurationError, parse_go_duration};
 use crate::crd::{AccessPolicySpec, LockdownSpec, MembershipMode, RoleMappingSpec, TargetKind};
-use crate::hris::Employee;
+use crate::engine::Employee;
 
 /// Namespace and name of a custom resource.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

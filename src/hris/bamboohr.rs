@@ -10,10 +10,10 @@ use url::Url;
 
 use super::columns::{ColumnPreset, Columns, employee_from_record, json_record};
 use super::config::{BambooHrConfig, BambooHrSnapshotMode, InvalidRowPolicy};
-use super::employee::Employee;
 use super::error::{HrisError, RowProblem, SourceKind};
 use super::http::HttpFetcher;
 use super::snapshot::{ChangeAction, ChangeFeed, EmployeeChange, HrSnapshot, RosterBuilder};
+use crate::engine::Employee;
 use crate::secret::Secret;
 
 const SYSTEM: SourceKind = SourceKind::BambooHr;

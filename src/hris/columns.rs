@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::employee::{Employee, EmploymentStatus};
 use super::error::RowProblem;
+use crate::engine::{Employee, EmploymentStatus};
 
 /// Column names per employee field. Every field is optional: an omitted one uses the source's
 /// default (files: the employee field names such as `email`, `costCenter`, `startDate`; Workday

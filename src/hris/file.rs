@@ -14,10 +14,10 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 
 use super::columns::{ColumnPreset, Columns, employee_from_record, json_record};
 use super::config::{FileConfig, FileFormat, InvalidRowPolicy};
-use super::employee::Employee;
 use super::error::{HrisError, RowProblem, SourceKind};
 use super::http::HttpFetcher;
 use super::snapshot::{HrSnapshot, RosterBuilder};
+use crate::engine::Employee;
 use crate::secret::Secret;
 
 const SYSTEM: SourceKind = SourceKind::File;

@@ -11,7 +11,6 @@
 mod bamboohr;
 mod columns;
 mod config;
-mod employee;
 mod error;
 mod file;
 mod http;
@@ -19,13 +18,14 @@ mod snapshot;
 pub mod webhook;
 mod workday;
 
+/// HR sources produce the engine's employee record.
+pub use crate::engine::{Employee, EmploymentStatus};
 pub use bamboohr::BambooHrSource;
 pub use columns::{ColumnMapping, StatusValues};
 pub use config::{
     BambooHrConfig, BambooHrSnapshotMode, BambooHrWebhookConfig, FileConfig, FileFormat,
     HrisConfig, HttpConfig, InvalidRowPolicy, WorkdayConfig, WorkdayReportConfig,
 };
-pub use employee::{Employee, EmploymentStatus};
 pub use error::{HrisError, RowProblem, SourceKind};
 pub use file::FileSource;
 pub use snapshot::{ChangeAction, ChangeFeed, EmployeeChange, HrSnapshot, HrSource};

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::bamboohr::BambooHrSource;
 use super::config::{HrisConfig, InvalidRowPolicy};
-use super::employee::Employee;
 use super::error::{HrisError, RowProblem, SourceKind};
 use super::file::FileSource;
 use super::workday::WorkdaySource;
+use crate::engine::Employee;
 
 /// Everyone the HR system lists at one moment.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -18,10 +18,10 @@ use url::Url;
 
 use super::columns::{ColumnPreset, Columns, employee_from_record, json_record, split_full_name};
 use super::config::{InvalidRowPolicy, WorkdayConfig};
-use super::employee::{Employee, EmploymentStatus};
 use super::error::{HrisError, RowProblem, SourceKind};
 use super::http::{Fetched, HttpFetcher};
 use super::snapshot::{HrSnapshot, RosterBuilder};
+use crate::engine::{Employee, EmploymentStatus};
 use crate::secret::Secret;
 
 const SYSTEM: SourceKind = SourceKind::Workday;

@@ -24,7 +24,7 @@ use crate::crd::{
     AccessLevelRef, AccessTarget, ChangeAction, Enforcement, LockdownScopeMode, MembershipMode,
     OffboardingScope, OffboardingTiming, PendingChange, TargetKind, TargetRef,
 };
-use crate::hris::{Employee, EmploymentStatus};
+use crate::engine::{Employee, EmploymentStatus};
 
 use lockdowns::Locks;
 pub use output::*;

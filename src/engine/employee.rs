@@ -1,4 +1,4 @@
-//! The one normalized employee record every HR source produces.
+//! The one normalized employee record every HR source produces, as the planner reads it.
 
 use std::collections::BTreeMap;
 
