@@ -586,6 +586,26 @@ fn expected_name(source: &str, identity: &str, email: &str) -> String {
     format!("{source}-alert-{}", &hex::encode(hash.finalize())[..16])
 }
 
+/// The alert created a Lockdown named `name` in the operator namespace, the only one stored.
+fn expect_created(server: &Server, answer: &Answer, name: &str) -> Lockdown {
+    answer.expect(201, "created");
+    assert_eq!(
+        answer.body["lockdown"],
+        json!({"namespace": NAMESPACE, "name": name})
+    );
+    let stored = server.incidents.stored();
+    assert_eq!(stored.len(), 1);
+    stored[0].clone()
+}
+
+/// A redelivery found the Lockdown `name` again: attempted twice, stored once.
+fn expect_found_again(server: &Server, answer: &Answer, name: &str) {
+    answer.expect(200, "already_exists");
+    assert_eq!(answer.body["lockdown"]["name"], name);
+    assert_eq!(server.incidents.attempts().len(), 2);
+    assert_eq!(server.incidents.stored().len(), 1);
+}
+
 fn check_lockdown(
     lockdown: &Lockdown,
     name: &str,
@@ -639,15 +659,9 @@ async fn a_splunk_alert_creates_one_lockdown_and_a_redelivery_finds_it() {
             body.clone(),
         )
         .await;
-    answer.expect(201, "created");
-    assert_eq!(
-        answer.body["lockdown"],
-        json!({"namespace": NAMESPACE, "name": name})
-    );
-    let stored = server.incidents.stored();
-    assert_eq!(stored.len(), 1);
+    let stored = expect_created(&server, &answer, &name);
     check_lockdown(
-        &stored[0],
+        &stored,
         &name,
         "splunk",
         "alice@example.com",
@@ -663,10 +677,7 @@ async fn a_splunk_alert_creates_one_lockdown_and_a_redelivery_finds_it() {
             body,
         )
         .await;
-    answer.expect(200, "already_exists");
-    assert_eq!(answer.body["lockdown"]["name"], name.as_str());
-    assert_eq!(server.incidents.attempts().len(), 2);
-    assert_eq!(server.incidents.stored().len(), 1);
+    expect_found_again(&server, &answer, &name);
     server.stop().await;
 }
 
@@ -992,22 +1003,16 @@ async fn a_signed_generic_alert_locks_the_user_at_the_configured_path_and_a_rede
             body.clone(),
         )
         .await;
-    answer.expect(201, "created");
-    assert_eq!(
-        answer.body["lockdown"],
-        json!({"namespace": NAMESPACE, "name": name})
-    );
-    let stored = server.incidents.stored();
-    assert_eq!(stored.len(), 1);
+    let stored = expect_created(&server, &answer, &name);
     check_lockdown(
-        &stored[0],
+        &stored,
         &name,
         "generic",
         "dana@example.com",
         "Generic alert: Credential dumping on lap-7",
         id,
     );
-    let annotations = stored[0].metadata.annotations.clone().unwrap_or_default();
+    let annotations = stored.metadata.annotations.clone().unwrap_or_default();
     assert_eq!(
         annotations
             .get("opal-operator.io/alert-id")
@@ -1022,10 +1027,7 @@ async fn a_signed_generic_alert_locks_the_user_at_the_configured_path_and_a_rede
             body,
         )
         .await;
-    answer.expect(200, "already_exists");
-    assert_eq!(answer.body["lockdown"]["name"], name.as_str());
-    assert_eq!(server.incidents.attempts().len(), 2);
-    assert_eq!(server.incidents.stored().len(), 1);
+    expect_found_again(&server, &answer, &name);
     server.stop().await;
 }
 
