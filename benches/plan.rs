@@ -7,7 +7,6 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion};
-use opal_operator::crd::*;
 use opal_operator::engine::*;
 use opal_operator::hris::{Employee, EmploymentStatus};
 
@@ -74,44 +73,35 @@ fn world() -> World {
             let grants = (0..3)
                 .map(|g| {
                     let t = (index * 5 + g) % TARGETS;
-                    let reference = Some(TargetRef {
-                        name: Some(format!("target-{t:05}")),
-                        id: None,
-                    });
-                    if t.is_multiple_of(10) {
-                        AccessTarget {
-                            resource: reference,
-                            ..AccessTarget::default()
-                        }
-                    } else {
-                        AccessTarget {
-                            group: reference,
-                            ..AccessTarget::default()
-                        }
+                    let name = format!("target-{t:05}");
+                    GrantRule {
+                        target: if t.is_multiple_of(10) {
+                            Target::resource_named(name)
+                        } else {
+                            Target::group_named(name)
+                        },
+                        level: LevelRef::Default,
                     }
                 })
                 .collect();
             let titles = (0..TITLES)
                 .filter(|t| t % MAPPINGS_PER_DEPARTMENT == m)
                 .map(|t| format!("title-{t:02}"))
-                .collect();
+                .collect::<Vec<String>>();
             mappings.push(MappingInput {
                 key: ObjectKey::new("opal-system", format!("mapping-{index:03}")),
-                spec: RoleMappingSpec {
-                    selector: EmployeeSelector {
-                        match_labels: [("department".to_owned(), department(d))].into(),
-                        match_expressions: vec![AttributeRequirement {
-                            key: "title".to_owned(),
-                            operator: SelectorOperator::In,
-                            values: titles,
-                        }],
-                    },
-                    pre_start_days: None,
+                rules: MappingRules {
+                    selector: Ok(CompiledSelector::new(vec![
+                        Requirement::equals("department", &department(d)),
+                        Requirement::one_of("title", &titles),
+                    ])),
                     grants,
-                    membership: MembershipMode::Authoritative,
+                    membership: Membership::Authoritative,
                     enforcement: Enforcement::Enforce,
                     exceptions: Vec::new(),
                     revoke_on_delete: false,
+                    pre_start_days: 0,
+                    invalid: Vec::new(),
                 },
                 paused: false,
                 deleting: false,
@@ -120,16 +110,13 @@ fn world() -> World {
     }
     let policy = PolicyInput {
         key: ObjectKey::new("opal-system", "baseline"),
-        spec: AccessPolicySpec {
-            safety: Some(SafetySpec {
+        rules: PolicyRules {
+            safety: Some(SafetyRules {
                 max_revocation_percent: Some(5),
-                ..SafetySpec::default()
+                ..SafetyRules::default()
             }),
             offboarding: None,
-            requests: Vec::new(),
-            resource_config: Vec::new(),
-            incident_response: None,
-            tenancy: vec![TenancyRule {
+            tenancy: vec![TenancyGrant {
                 namespaces: vec!["opal-system".to_owned()],
                 target_tags: [("managed".to_owned(), "yes".to_owned())].into(),
                 target_names: Vec::new(),

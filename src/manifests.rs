@@ -150,7 +150,7 @@ impl Manifests {
             .iter()
             .map(|object| MappingInput {
                 key: key_of(&object.metadata),
-                spec: object.spec.clone(),
+                rules: object.spec.rules(),
                 paused: is_paused(&object.metadata),
                 deleting: object.metadata.deletion_timestamp.is_some(),
             })
@@ -163,7 +163,7 @@ impl Manifests {
             .iter()
             .map(|object| PolicyInput {
                 key: key_of(&object.metadata),
-                spec: object.spec.clone(),
+                rules: object.spec.rules(),
                 approved_plan_hash: annotation(&object.metadata, annotations::APPROVE_PLAN),
             })
             .collect()
@@ -192,7 +192,7 @@ impl Manifests {
             .iter()
             .map(|object| LockdownInput {
                 key: key_of(&object.metadata),
-                spec: object.spec.clone(),
+                rules: object.spec.rules(),
                 activated_at: object.status.as_ref().and_then(|s| s.activated_at),
                 released: object
                     .status
@@ -213,7 +213,8 @@ fn parse_object<T: serde::de::DeserializeOwned>(kind: &str, value: Value) -> Res
 
 type ObjectMeta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-fn key_of(metadata: &ObjectMeta) -> ObjectKey {
+/// The key an object read from a file has (`default` when it names no namespace).
+pub fn key_of(metadata: &ObjectMeta) -> ObjectKey {
     ObjectKey::new(
         metadata.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
         metadata.name.as_deref().unwrap_or_default(),

@@ -4,8 +4,10 @@
 use chrono::{DateTime, Utc};
 
 use crate::config::OperatorConfig;
-use crate::crd::{AccessPolicySpec, OffboardingScope, SafetySpec};
-use crate::engine::{HrState, ObjectKey, Plan, PolicyInput, World, plan};
+use crate::crd::SafetySpec;
+use crate::engine::{
+    HrState, ObjectKey, OffboardingScope, Plan, PolicyInput, PolicyRules, World, plan,
+};
 use crate::reconcile::{ExecutionReport, Executor, ObservationScope, observe_opal};
 
 /// Name under which the config file's safety defaults appear among the policies (a name no
@@ -89,13 +91,9 @@ pub async fn read_hr(hr: &HrSource) -> HrState {
 pub fn safety_defaults_policy(operator_namespace: &str, safety: &SafetySpec) -> PolicyInput {
     PolicyInput {
         key: ObjectKey::new(operator_namespace, SAFETY_DEFAULTS_POLICY),
-        spec: AccessPolicySpec {
-            safety: Some(safety.clone()),
-            offboarding: None,
-            requests: Vec::new(),
-            resource_config: Vec::new(),
-            incident_response: None,
-            tenancy: Vec::new(),
+        rules: PolicyRules {
+            safety: Some(safety.rules()),
+            ..PolicyRules::default()
         },
         approved_plan_hash: None,
     }
@@ -110,11 +108,10 @@ pub fn users_losing_everything(
 ) -> Vec<String> {
     let offboard_everything = policies.iter().any(|policy| {
         policy.key.namespace == operator_namespace
-            && policy
-                .spec
-                .offboarding
-                .as_ref()
-                .is_some_and(|o| o.revoke == OffboardingScope::All)
+            && matches!(
+                &policy.rules.offboarding,
+                Some(Ok(o)) if o.scope == OffboardingScope::All
+            )
     });
     match hr {
         HrState::Snapshot(employees) | HrState::Incomplete { employees, .. }
@@ -145,7 +142,7 @@ pub async fn observe_world(
     }
     let lockdowns = manifests.lockdown_inputs();
     let leavers = users_losing_everything(&policies, &hr, &sources.operator_namespace);
-    let scope = ObservationScope::new(&mappings, &lockdowns, leavers);
+    let scope = ObservationScope::new(&mappings, &lockdowns, &hr, leavers);
     let opal = observe_opal(&sources.opal, &scope, sources.concurrency).await?;
     Ok(World {
         hr,

@@ -498,7 +498,7 @@ impl MappingDraft {
     fn build(self) -> MappingInput {
         MappingInput {
             key: ObjectKey::new(self.namespace, self.name),
-            spec: RoleMappingSpec {
+            rules: RoleMappingSpec {
                 selector: self.selector,
                 pre_start_days: None,
                 grants: self.grants,
@@ -506,7 +506,8 @@ impl MappingDraft {
                 enforcement: self.enforcement,
                 exceptions: self.exceptions,
                 revoke_on_delete: false,
-            },
+            }
+            .rules(),
             paused: false,
             deleting: false,
         }
@@ -605,7 +606,7 @@ fn resources(fixture: &OrgFixture, levels: &Levels, activated_at: DateTime<Utc>)
 
     let policy = PolicyInput {
         key: ObjectKey::new(NS, "baseline"),
-        spec: AccessPolicySpec {
+        rules: AccessPolicySpec {
             safety: Some(SafetySpec {
                 max_revocations: Some(1_000),
                 max_revocation_percent: None,
@@ -623,12 +624,13 @@ fn resources(fixture: &OrgFixture, levels: &Levels, activated_at: DateTime<Utc>)
                 target_ids: Vec::new(),
                 allow_lockdowns: false,
             }],
-        },
+        }
+        .rules(),
         approved_plan_hash: None,
     };
     let lockdown = LockdownInput {
         key: ObjectKey::new(NS, "incident-42"),
-        spec: LockdownSpec {
+        rules: LockdownSpec {
             subjects: vec![LockdownSubject {
                 email: Some(email(LOCKED)),
                 ..LockdownSubject::default()
@@ -641,7 +643,8 @@ fn resources(fixture: &OrgFixture, levels: &Levels, activated_at: DateTime<Utc>)
             duration: None,
             restore_on_release: true,
             notify: Vec::new(),
-        },
+        }
+        .rules(),
         activated_at: Some(activated_at),
         released: false,
         deleting: false,
@@ -1059,6 +1062,7 @@ impl Harness {
         let scope = ObservationScope::new(
             &resources.mappings,
             &resources.lockdowns,
+            &HrState::Snapshot(employees.clone()),
             Vec::<String>::new(),
         );
         let harness = Self {

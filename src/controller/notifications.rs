@@ -11,8 +11,9 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
-use crate::crd::{ChangeAction, Lockdown, RevokedGrant, TargetKind};
-use crate::engine::{Cause, ObjectKey, PolicyInput};
+use super::objects::key_of;
+use crate::crd::{AccessPolicy, ChangeAction, Lockdown, RevokedGrant, TargetKind};
+use crate::engine::{Cause, ObjectKey};
 use crate::hris::Employee;
 use crate::metrics::Metrics;
 use crate::notify::{
@@ -91,17 +92,18 @@ impl Notifier {
     pub fn offboarded(
         &self,
         execution: &ExecutionReport,
-        policies: &[PolicyInput],
+        policies: &[AccessPolicy],
         operator_namespace: &str,
         employees: &[Employee],
         now: DateTime<Utc>,
     ) {
-        let Some(policy) = policies
-            .iter()
-            .find(|p| p.key.namespace == operator_namespace && p.spec.offboarding.is_some())
-        else {
+        let Some(policy) = policies.iter().find(|p| {
+            p.metadata.namespace.as_deref() == Some(operator_namespace)
+                && p.spec.offboarding.is_some()
+        }) else {
             return;
         };
+        let key = key_of(policy);
         let Some(offboarding) = &policy.spec.offboarding else {
             return;
         };
@@ -128,7 +130,7 @@ impl Notifier {
                 .find(|e| e.email.eq_ignore_ascii_case(email));
             let event = Event::Offboarded {
                 person: person(email, employee),
-                policy: object_ref("AccessPolicy", &policy.key),
+                policy: object_ref("AccessPolicy", &key),
                 termination_date: employee.and_then(|e| e.termination_date),
                 revoked,
             };

@@ -33,6 +33,8 @@ pub struct Inputs {
     pub mappings: Vec<MappingInput>,
     pub policies: Vec<PolicyInput>,
     pub lockdowns: Vec<LockdownInput>,
+    /// The AccessPolicies themselves, for what is not planning (offboarding notices).
+    pub access_policies: Vec<AccessPolicy>,
     /// What the plan saw of every object: generation plus the annotations and deletion
     /// that change planning without bumping the generation.
     pub fingerprints: BTreeMap<(Kind, ObjectKey), String>,
@@ -84,6 +86,7 @@ impl Stores {
             mappings: manifests.mapping_inputs(),
             policies,
             lockdowns,
+            access_policies: manifests.access_policies,
             fingerprints,
             releasing,
             at: now,

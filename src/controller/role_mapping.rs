@@ -34,7 +34,7 @@ pub(super) async fn reconcile_role_mapping(
         }
         return Ok(Action::await_change());
     }
-    if holds != crate::engine::revokes_on_delete(&object.spec) {
+    if holds != object.spec.rules().revokes_on_delete() {
         let mut finalizers: Vec<String> = object
             .finalizers()
             .iter()

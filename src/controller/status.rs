@@ -256,11 +256,18 @@ pub fn access_policy_status(
                 "outside the operator namespace {operator_namespace}: safety, offboarding and tenancy here are not applied"
             ),
         );
-    } else if let Some(problem) = &findings.invalid_offboarding_delay {
+    } else if let Some(problem) = &findings.invalid_offboarding {
         conditions.set(
             condition_types::READY,
             false,
             "InvalidDuration",
+            problem.clone(),
+        );
+    } else if let Some(problem) = &findings.invalid_safety {
+        conditions.set(
+            condition_types::READY,
+            false,
+            "InvalidSafety",
             problem.clone(),
         );
     } else {

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{AccessTarget, Condition, TargetRef, optional_enum};
+use crate::engine::RevokedGrant;
 
 /// Suspends access during an incident. While active it outranks every RoleMapping: a locked
 /// user is never re-granted. No circuit breaker applies. On expiry or deletion the revoked
@@ -190,35 +191,4 @@ pub struct LockdownStatus {
     /// once released.
     #[serde(default)]
     pub release_failures: Vec<String>,
-}
-
-/// One grant a lockdown revoked, with what is needed to restore it.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "camelCase")]
-pub struct RevokedGrant {
-    /// The user's Opal ID.
-    pub user_id: String,
-    /// The user's email.
-    pub email: String,
-    /// `Group` or `Resource`.
-    pub kind: TargetKind,
-    /// The group's or resource's Opal ID.
-    pub target_id: String,
-    /// Its name.
-    pub target_name: String,
-    /// The access level's remote ID ("" is Opal's default level).
-    #[serde(default)]
-    pub access_level_remote_id: String,
-    /// When the grant would have expired; absent for permanent grants.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiration_date: Option<DateTime<Utc>>,
-}
-
-/// `Group` or `Resource`.
-#[derive(
-    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
-)]
-pub enum TargetKind {
-    Group,
-    Resource,
 }

@@ -7,12 +7,16 @@ mod description;
 mod lockdown;
 mod review_schedule;
 mod role_mapping;
+mod rules;
 
 pub use access_policy::*;
 pub use common::*;
 pub use lockdown::*;
 pub use review_schedule::*;
 pub use role_mapping::*;
+
+/// Engine values the status of several kinds records as they are.
+pub use crate::engine::{ChangeAction, PendingChange, RevokedGrant, TargetKind};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

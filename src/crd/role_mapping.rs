@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{AccessTarget, Condition, EmployeeSelector, Enforcement};
+use crate::engine::{ChangeAction, PendingChange};
 
 /// Grants Opal groups and resources to every active employee the selector matches.
 ///
@@ -139,30 +140,6 @@ pub struct RoleMappingStatus {
     /// A bounded sample of the failures, with the upstream error text.
     #[serde(default)]
     pub failures: Vec<OperationFailure>,
-}
-
-/// One change the plan calls for.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct PendingChange {
-    /// `Grant` or `Revoke`.
-    pub action: ChangeAction,
-    /// The user's email.
-    pub user: String,
-    /// `group/<name>` or `resource/<name>`.
-    pub target: String,
-    /// The access level's remote ID ("" is Opal's default level).
-    #[serde(default)]
-    pub access_level: String,
-}
-
-/// Whether access is added (`Grant`) or removed (`Revoke`).
-#[derive(
-    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
-)]
-pub enum ChangeAction {
-    Grant,
-    Revoke,
 }
 
 /// One operation that failed, with the error Opal returned.

@@ -38,7 +38,7 @@ use crate::hris::{
     HrisError, HttpConfig, InvalidRowPolicy,
 };
 use crate::http::RetryConfig;
-use crate::manifests::{ManifestError, Manifests};
+use crate::manifests::{self, ManifestError, Manifests};
 use crate::notify::{
     AccessChange, AccessTarget, AttributeChange, ChannelConfig, ChannelKind, ChannelRegistry,
     DeliveryOutcome, DeliveryReport, Event, JiraConfig, NoopMetrics, Notification, NotifyConfig,

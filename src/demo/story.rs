@@ -172,12 +172,13 @@ impl Demo<'_> {
         let key = self
             .world
             .manifests
-            .policy_inputs()
-            .into_iter()
-            .find(|policy| policy.key.namespace == *namespace && sets(&policy.spec))
+            .access_policies
+            .iter()
+            .map(|policy| (manifests::key_of(&policy.metadata), &policy.spec))
+            .find(|(key, spec)| key.namespace == *namespace && sets(spec))
             .map_or_else(
                 || ObjectKey::new(namespace, SAFETY_DEFAULTS_POLICY),
-                |policy| policy.key,
+                |(key, _)| key,
             );
         object_ref("AccessPolicy", &key)
     }
@@ -529,10 +530,10 @@ spec:
             let Some(spec) = self
                 .world
                 .manifests
-                .lockdown_inputs()
-                .into_iter()
-                .find(|input| input.key == key)
-                .map(|input| input.spec)
+                .lockdowns
+                .iter()
+                .find(|lockdown| manifests::key_of(&lockdown.metadata) == key)
+                .map(|lockdown| lockdown.spec.clone())
             else {
                 continue;
             };

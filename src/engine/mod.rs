@@ -4,7 +4,9 @@
 mod duration;
 mod employee;
 mod plan;
+mod records;
 mod restore;
+mod rules;
 mod selector;
 mod world;
 
@@ -14,11 +16,17 @@ pub use plan::{
     BreakerFinding, Cause, LockdownFindings, MappingFindings, MappingProblem, Operation, Plan,
     Planner, PolicyFindings, SAMPLE_LIMIT, Withheld, plan,
 };
+pub use records::{ChangeAction, PendingChange, RevokedGrant, TargetKind};
 pub use restore::{RestoreDecision, RestoreDeferred, RestoreSkip, plan_restore};
-pub use selector::{CompiledSelector, SelectorError};
+pub use rules::{
+    Enforcement, GrantRule, LevelRef, LockEnd, LockScope, LockdownRules, MappingRules, Membership,
+    OffboardingRules, OffboardingScope, OffboardingWhen, PolicyRules, SafetyRules, Subject, Target,
+    TargetRef, TenancyGrant,
+};
+pub use selector::{CompiledSelector, Requirement, SelectorError};
 pub use world::{
     GrantKey, HrState, LockdownInput, MappingInput, ObjectKey, OpalGrant, OpalState, OpalTarget,
-    OpalUser, PolicyInput, World, revokes_on_delete,
+    OpalUser, PolicyInput, World,
 };
 
 #[cfg(test)]

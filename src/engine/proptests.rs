@@ -6,7 +6,6 @@ use proptest::prelude::*;
 
 use super::tests::{NS, base_world, employee, mapping, now, tenancy, user};
 use super::*;
-use crate::crd::*;
 use crate::engine::EmploymentStatus;
 
 const DEPARTMENTS: [&str; 3] = ["Engineering", "Sales", "Finance"];
@@ -57,24 +56,17 @@ struct Scenario {
     world: World,
     protected: Vec<String>,
     locked: Vec<String>,
-    max_revocations: Option<i32>,
+    max_revocations: Option<usize>,
 }
 
-fn target_ref(index: usize) -> AccessTarget {
+fn target_ref(index: usize) -> GrantRule {
     let (_, name, kind, _) = TARGETS[index];
-    let reference = Some(TargetRef {
-        name: Some(name.to_owned()),
-        id: None,
-    });
-    match kind {
-        TargetKind::Group => AccessTarget {
-            group: reference,
-            ..AccessTarget::default()
+    GrantRule {
+        target: Target {
+            kind,
+            by: TargetRef::Name(name.to_owned()),
         },
-        TargetKind::Resource => AccessTarget {
-            resource: reference,
-            ..AccessTarget::default()
-        },
+        level: LevelRef::Default,
     }
 }
 
@@ -88,7 +80,7 @@ prop_compose! {
         ),
         protected in prop::collection::vec(0..USERS, 0..2),
         locked in prop::collection::vec(0..USERS, 0..2),
-        max_revocations in prop::option::of(0..5i32),
+        max_revocations in prop::option::of(0..5usize),
         hr_failed in prop::bool::weighted(0.15),
         offboard_all in any::<bool>(),
     ) -> Scenario {
@@ -144,39 +136,33 @@ prop_compose! {
             .enumerate()
             .map(|(index, (department, targets, additive, observe))| {
                 let mut input = mapping(&format!("m{index}"), DEPARTMENTS[department], targets.into_iter().map(target_ref).collect());
-                if additive { input.spec.membership = MembershipMode::Additive; }
-                if observe { input.spec.enforcement = Enforcement::Observe; }
+                if additive { input.rules.membership = Membership::Additive; }
+                if observe { input.rules.enforcement = Enforcement::Observe; }
                 input
             })
             .collect();
         let protected: Vec<String> = protected.iter().map(|i| format!("user{i}@example.com")).collect();
         let locked: Vec<String> = locked.iter().map(|i| format!("user{i}@example.com")).collect();
         let mut policy = tenancy();
-        policy.safety = Some(SafetySpec {
+        policy.safety = Some(SafetyRules {
             max_revocations,
             protected_users: protected.clone(),
-            ..SafetySpec::default()
+            ..SafetyRules::default()
         });
-        policy.offboarding = Some(OffboardingSpec {
-            revoke: if offboard_all { OffboardingScope::All } else { OffboardingScope::Governed },
-            ..OffboardingSpec::default()
-        });
+        policy.offboarding = Some(Ok(OffboardingRules {
+            scope: if offboard_all { OffboardingScope::All } else { OffboardingScope::Governed },
+            when: OffboardingWhen::Immediately,
+        }));
         world.policies = vec![super::tests::policy(policy)];
         world.lockdowns = locked
             .iter()
             .enumerate()
             .map(|(index, email)| LockdownInput {
                 key: ObjectKey::new(NS, format!("ld{index}")),
-                spec: LockdownSpec {
-                    subjects: vec![LockdownSubject { email: Some(email.clone()), ..LockdownSubject::default() }],
-                    scope: None,
-                    break_glass: Vec::new(),
-                    reason: "incident".to_owned(),
-                    incident: None,
-                    expires_at: None,
-                    duration: Some("1h".to_owned()),
-                    restore_on_release: true,
-                    notify: Vec::new(),
+                rules: LockdownRules {
+                    subjects: vec![Subject::Email(email.clone())],
+                    end: LockEnd::After(chrono::Duration::hours(1)),
+                    ..LockdownRules::default()
                 },
                 activated_at: None,
                 released: false,
@@ -236,7 +222,7 @@ proptest! {
                 .iter()
                 .filter(|op| op.action == ChangeAction::Revoke && !matches!(op.cause, Cause::Lockdown(_)))
                 .count();
-            prop_assert!(revocations <= limit as usize, "{revocations} revocations above {limit}");
+            prop_assert!(revocations <= limit, "{revocations} revocations above {limit}");
         }
     }
 

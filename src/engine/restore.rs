@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 
 use super::plan::Planner;
+use super::records::{RevokedGrant, TargetKind};
 use super::world::{GrantKey, HrState, ObjectKey, World};
-use crate::crd::{RevokedGrant, TargetKind};
 use crate::engine::EmploymentStatus;
 
 /// Why a recorded grant is not restored now.
@@ -109,7 +109,7 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::crd::LockdownSubject;
+    use crate::engine::Subject;
     use crate::engine::tests::{base_world, lockdown, now};
 
     fn revoked(user: &str, email: &str, target: &str) -> RevokedGrant {
@@ -142,13 +142,7 @@ mod tests {
         let mut world = base_world();
         let mut releasing = lockdown("first", vec![]);
         releasing.released = true;
-        let holder = lockdown(
-            "second",
-            vec![LockdownSubject {
-                hris_id: Some("E2".to_owned()),
-                ..LockdownSubject::default()
-            }],
-        );
+        let holder = lockdown("second", vec![Subject::HrisId("E2".to_owned())]);
         let holder_key = holder.key.clone();
         world.lockdowns = vec![releasing, holder];
         let record = vec![

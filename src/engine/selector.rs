@@ -1,22 +1,19 @@
-//! Employee selectors compiled once per plan.
+//! Employee selectors, compiled once where the spec is read.
 
 use regex::{Regex, RegexBuilder};
 
-use crate::crd::{EmployeeSelector, SelectorOperator};
 use crate::engine::Employee;
 
-/// Why a selector cannot be used.
+/// Why a selector cannot be used; `at` names the offending part of the spec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectorError {
-    #[error("matchExpressions[{index}] ({key}): invalid regular expression: {message}")]
-    InvalidRegex {
-        index: usize,
-        key: String,
-        message: String,
-    },
+    #[error("{at}: invalid regular expression: {message}")]
+    InvalidRegex { at: String, message: String },
 }
 
-enum Requirement {
+/// One requirement on an employee attribute. Values compare case-insensitively.
+#[derive(Clone, Debug)]
+pub enum Requirement {
     Equals { key: String, value: String },
     In { key: String, values: Vec<String> },
     NotIn { key: String, values: Vec<String> },
@@ -25,52 +22,59 @@ enum Requirement {
     Matches { key: String, pattern: Regex },
 }
 
-/// A selector ready to test employees. Values compare case-insensitively; `Matches` is
-/// anchored at both ends and case-insensitive.
+impl Requirement {
+    pub fn equals(key: &str, value: &str) -> Self {
+        Requirement::Equals {
+            key: key.to_owned(),
+            value: value.to_lowercase(),
+        }
+    }
+
+    pub fn one_of(key: &str, values: &[String]) -> Self {
+        Requirement::In {
+            key: key.to_owned(),
+            values: lowered(values),
+        }
+    }
+
+    pub fn none_of(key: &str, values: &[String]) -> Self {
+        Requirement::NotIn {
+            key: key.to_owned(),
+            values: lowered(values),
+        }
+    }
+
+    /// The attribute matches `source` whole, case-insensitively. `at` names the spec part for
+    /// the error.
+    pub fn matches(key: &str, source: &str, at: String) -> Result<Self, SelectorError> {
+        let pattern = RegexBuilder::new(&format!("^(?:{source})$"))
+            .case_insensitive(true)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|error| SelectorError::InvalidRegex {
+                at,
+                message: error.to_string(),
+            })?;
+        Ok(Requirement::Matches {
+            key: key.to_owned(),
+            pattern,
+        })
+    }
+}
+
+fn lowered(values: &[String]) -> Vec<String> {
+    values.iter().map(|v| v.to_lowercase()).collect()
+}
+
+/// A selector ready to test employees: every requirement must hold.
+#[derive(Clone, Debug)]
 pub struct CompiledSelector {
     requirements: Vec<Requirement>,
 }
 
 impl CompiledSelector {
-    pub fn compile(selector: &EmployeeSelector) -> Result<Self, SelectorError> {
-        let mut requirements =
-            Vec::with_capacity(selector.match_labels.len() + selector.match_expressions.len());
-        for (key, value) in &selector.match_labels {
-            requirements.push(Requirement::Equals {
-                key: key.clone(),
-                value: value.to_lowercase(),
-            });
-        }
-        for (index, expression) in selector.match_expressions.iter().enumerate() {
-            let key = expression.key.clone();
-            let lowered = || expression.values.iter().map(|v| v.to_lowercase()).collect();
-            requirements.push(match expression.operator {
-                SelectorOperator::In => Requirement::In {
-                    key,
-                    values: lowered(),
-                },
-                SelectorOperator::NotIn => Requirement::NotIn {
-                    key,
-                    values: lowered(),
-                },
-                SelectorOperator::Exists => Requirement::Exists { key },
-                SelectorOperator::DoesNotExist => Requirement::DoesNotExist { key },
-                SelectorOperator::Matches => {
-                    let source = expression.values.first().map(String::as_str).unwrap_or("");
-                    let pattern = RegexBuilder::new(&format!("^(?:{source})$"))
-                        .case_insensitive(true)
-                        .size_limit(1 << 20)
-                        .build()
-                        .map_err(|error| SelectorError::InvalidRegex {
-                            index,
-                            key: key.clone(),
-                            message: error.to_string(),
-                        })?;
-                    Requirement::Matches { key, pattern }
-                }
-            });
-        }
-        Ok(Self { requirements })
+    pub fn new(requirements: Vec<Requirement>) -> Self {
+        Self { requirements }
     }
 
     /// The first equality requirement, usable to narrow candidates through an index.

@@ -7,7 +7,6 @@ use super::tests::{
     NS, base_world, email_subject, grant, group_grant, lockdown, mapping, now, ops, policy, tenancy,
 };
 use super::*;
-use crate::crd::*;
 
 const TEAM: &str = "team-a";
 
@@ -27,20 +26,14 @@ fn in_team(mut input: LockdownInput) -> LockdownInput {
     input
 }
 
-fn group_subject(name: &str) -> LockdownSubject {
-    LockdownSubject {
-        group: Some(TargetRef {
-            name: Some(name.to_owned()),
-            id: None,
-        }),
-        ..LockdownSubject::default()
-    }
+fn group_subject(name: &str) -> Subject {
+    Subject::Target(Target::group_named(name))
 }
 
 /// The base tenancy plus a rule for `team-a` on `eng`, with or without `allowLockdowns`.
 fn team_rule(allow_lockdowns: bool) -> PolicyInput {
     let mut spec = tenancy();
-    spec.tenancy.push(TenancyRule {
+    spec.tenancy.push(TenancyGrant {
         namespaces: vec![TEAM.to_owned()],
         target_tags: Default::default(),
         target_names: vec!["eng".to_owned()],
@@ -127,10 +120,7 @@ fn a_scoped_lockdown_is_cut_to_its_namespace_reach() {
     world.mappings.clear();
     world.policies = vec![team_rule(true)];
     let mut scoped = in_team(lockdown("ld", vec![email_subject("ada@example.com")]));
-    scoped.spec.scope = Some(LockdownScope {
-        mode: LockdownScopeMode::Targets,
-        targets: vec![group_grant("legacy")],
-    });
+    scoped.rules.scope = LockScope::Targets(vec![group_grant("legacy").target]);
     world.lockdowns = vec![scoped];
     let plan = plan(&world, now());
     assert!(ops(&plan).is_empty(), "{:?}", ops(&plan));
@@ -190,13 +180,10 @@ fn an_unreadable_offboarding_delay_holds_offboarding() {
         employees[0].status = crate::engine::EmploymentStatus::Terminated;
     }
     let mut spec = tenancy();
-    spec.offboarding = Some(OffboardingSpec {
-        revoke: OffboardingScope::All,
-        when: OffboardingTiming::After,
-        after: Some("3 days".to_owned()),
-        notify: Vec::new(),
-        ticket: None,
-    });
+    // As the edge reads `after: "3 days"`.
+    spec.offboarding = Some(Err(
+        "offboarding.after: invalid duration \"3 days\"".to_owned()
+    ));
     world.policies = vec![policy(spec)];
     let plan = plan(&world, now() + Duration::days(30));
     assert!(
@@ -205,7 +192,7 @@ fn an_unreadable_offboarding_delay_holds_offboarding() {
         ops(&plan)
     );
     let problem = plan.policies[&ObjectKey::new(NS, "baseline")]
-        .invalid_offboarding_delay
+        .invalid_offboarding
         .clone()
         .unwrap_or_default();
     assert!(problem.contains("offboarding.after"), "{problem}");

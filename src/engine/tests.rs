@@ -3,7 +3,6 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use super::*;
-use crate::crd::*;
 use crate::engine::{Employee, EmploymentStatus};
 
 pub(crate) const NS: &str = "opal-system";
@@ -65,53 +64,49 @@ pub(crate) fn grant(kind: TargetKind, target: &str, user: &str) -> OpalGrant {
     }
 }
 
-pub(crate) fn group_grant(name: &str) -> AccessTarget {
-    AccessTarget {
-        group: Some(TargetRef {
-            name: Some(name.to_owned()),
-            id: None,
-        }),
-        ..AccessTarget::default()
+pub(crate) fn group_grant(name: &str) -> GrantRule {
+    GrantRule {
+        target: Target::group_named(name),
+        level: LevelRef::Default,
     }
 }
 
-pub(crate) fn mapping(name: &str, department: &str, grants: Vec<AccessTarget>) -> MappingInput {
+pub(crate) fn selector(requirements: Vec<Requirement>) -> Result<CompiledSelector, SelectorError> {
+    Ok(CompiledSelector::new(requirements))
+}
+
+pub(crate) fn mapping(name: &str, department: &str, grants: Vec<GrantRule>) -> MappingInput {
     MappingInput {
         key: ObjectKey::new(NS, name),
-        spec: RoleMappingSpec {
-            selector: EmployeeSelector {
-                match_labels: [("department".to_owned(), department.to_owned())].into(),
-                match_expressions: Vec::new(),
-            },
-            pre_start_days: None,
+        rules: MappingRules {
+            selector: selector(vec![Requirement::equals("department", department)]),
             grants,
-            membership: MembershipMode::Authoritative,
+            membership: Membership::Authoritative,
             enforcement: Enforcement::Enforce,
             exceptions: Vec::new(),
             revoke_on_delete: false,
+            pre_start_days: 0,
+            invalid: Vec::new(),
         },
         paused: false,
         deleting: false,
     }
 }
 
-pub(crate) fn policy(spec: AccessPolicySpec) -> PolicyInput {
+pub(crate) fn policy(rules: PolicyRules) -> PolicyInput {
     PolicyInput {
         key: ObjectKey::new(NS, "baseline"),
-        spec,
+        rules,
         approved_plan_hash: None,
     }
 }
 
 /// Permits the operator namespace to govern every target tagged `managed: yes`.
-pub(crate) fn tenancy() -> AccessPolicySpec {
-    AccessPolicySpec {
+pub(crate) fn tenancy() -> PolicyRules {
+    PolicyRules {
         safety: None,
         offboarding: None,
-        requests: Vec::new(),
-        resource_config: Vec::new(),
-        incident_response: None,
-        tenancy: vec![TenancyRule {
+        tenancy: vec![TenancyGrant {
             namespaces: vec![NS.to_owned()],
             target_tags: [("managed".to_owned(), "yes".to_owned())].into(),
             target_names: Vec::new(),
@@ -232,7 +227,7 @@ fn authoritative_revokes_unwanted_and_additive_does_not() {
     assert_eq!(ops(&authoritative), ["grant eng u2", "revoke eng u4"]);
     assert_eq!(authoritative.mappings[&key("eng")].to_revoke, 1);
 
-    world.mappings[0].spec.membership = MembershipMode::Additive;
+    world.mappings[0].rules.membership = Membership::Additive;
     let additive = plan(&world, now());
     assert_eq!(ops(&additive), ["grant eng u2"]);
 }
@@ -255,17 +250,17 @@ fn exemptions_keep_grants_on_authoritative_targets() {
         grant(TargetKind::Group, "g-eng", "u1"),
         grant(TargetKind::Group, "g-eng", "u2"),
     ];
-    world.mappings[0].spec.exceptions = vec!["EVE@example.com".to_owned()];
+    world.mappings[0].rules.exceptions = vec!["EVE@example.com".to_owned()];
     assert!(
         plan(&world, now()).is_converged(),
         "time-bound and excepted grants stay"
     );
 
-    world.mappings[0].spec.exceptions.clear();
+    world.mappings[0].rules.exceptions.clear();
     let mut policy = tenancy();
-    policy.safety = Some(SafetySpec {
+    policy.safety = Some(SafetyRules {
         protected_users: vec!["eve@example.com".to_owned()],
-        ..SafetySpec::default()
+        ..SafetyRules::default()
     });
     world.policies = vec![super::tests::policy(policy)];
     assert!(plan(&world, now()).is_converged(), "protected user stays");
@@ -295,7 +290,7 @@ fn only_active_employees_match() {
         "on leave and not started"
     );
 
-    world.mappings[0].spec.pre_start_days = Some(5);
+    world.mappings[0].rules.pre_start_days = 5;
     assert_eq!(
         ops(&plan(&world, now())),
         ["grant eng u2"],
@@ -306,29 +301,21 @@ fn only_active_employees_match() {
 #[test]
 fn match_expressions_select_employees() {
     let mut world = base_world();
-    world.mappings[0].spec.selector = EmployeeSelector {
-        match_labels: Default::default(),
-        match_expressions: vec![
-            AttributeRequirement {
-                key: "department".to_owned(),
-                operator: SelectorOperator::In,
-                values: vec!["engineering".to_owned(), "sales".to_owned()],
-            },
-            AttributeRequirement {
-                key: "email".to_owned(),
-                operator: SelectorOperator::Matches,
-                values: vec!["(ada|cy)@.*".to_owned()],
-            },
-            AttributeRequirement {
-                key: "costCenter".to_owned(),
-                operator: SelectorOperator::DoesNotExist,
-                values: Vec::new(),
-            },
-        ],
-    };
+    world.mappings[0].rules.selector = selector(vec![
+        Requirement::one_of(
+            "department",
+            &["engineering".to_owned(), "sales".to_owned()],
+        ),
+        Requirement::matches("email", "(ada|cy)@.*", String::new()).expect("valid pattern"),
+        Requirement::DoesNotExist {
+            key: "costCenter".to_owned(),
+        },
+    ]);
     assert_eq!(ops(&plan(&world, now())), ["grant eng u1", "grant eng u3"]);
 
-    world.mappings[0].spec.selector.match_expressions[1].values = vec!["(".to_owned()];
+    world.mappings[0].rules.selector =
+        Requirement::matches("email", "(", "matchExpressions[1] (email)".to_owned())
+            .map(|requirement| CompiledSelector::new(vec![requirement]));
     let plan = plan(&world, now());
     assert!(plan.operations.is_empty());
     assert_eq!(
@@ -340,10 +327,10 @@ fn match_expressions_select_employees() {
 #[test]
 fn a_deleted_revoke_on_delete_mapping_retires_and_revokes_only_what_only_it_desired() {
     let mut world = base_world();
-    world.mappings[0].spec.revoke_on_delete = true;
+    world.mappings[0].rules.revoke_on_delete = true;
     // `everyone-eng` also desires cy in eng; ada and bob are desired by `eng` alone.
     let mut everyone = mapping("everyone-eng", "Sales", vec![group_grant("eng")]);
-    everyone.spec.membership = MembershipMode::Additive;
+    everyone.rules.membership = Membership::Additive;
     world.mappings.push(everyone);
     world.opal.grants = ["u1", "u2", "u3"]
         .map(|user| grant(TargetKind::Group, "g-eng", user))
@@ -358,12 +345,12 @@ fn a_deleted_revoke_on_delete_mapping_retires_and_revokes_only_what_only_it_desi
     );
 
     // Without revokeOnDelete, or on an Additive mapping, deletion retires nothing.
-    world.mappings[0].spec.revoke_on_delete = false;
+    world.mappings[0].rules.revoke_on_delete = false;
     assert!(!world.mappings[0].retiring());
-    world.mappings[0].spec.revoke_on_delete = true;
-    world.mappings[0].spec.membership = MembershipMode::Additive;
+    world.mappings[0].rules.revoke_on_delete = true;
+    world.mappings[0].rules.membership = Membership::Additive;
     assert!(!world.mappings[0].retiring());
-    assert!(!revokes_on_delete(&world.mappings[0].spec));
+    assert!(!world.mappings[0].rules.revokes_on_delete());
 }
 
 #[test]
@@ -373,11 +360,9 @@ fn a_mapping_whose_selector_cannot_compile_revokes_nothing() {
         .map(|user| grant(TargetKind::Group, "g-eng", user))
         .to_vec();
     assert_eq!(ops(&plan(&world, now())), ["revoke eng u4"]);
-    world.mappings[0].spec.selector.match_expressions = vec![AttributeRequirement {
-        key: "email".to_owned(),
-        operator: SelectorOperator::Matches,
-        values: vec!["(".to_owned()],
-    }];
+    world.mappings[0].rules.selector =
+        Requirement::matches("email", "(", "matchExpressions[0] (email)".to_owned())
+            .map(|requirement| CompiledSelector::new(vec![requirement]));
     let plan = plan(&world, now());
     assert!(plan.operations.is_empty(), "{:?}", ops(&plan));
     assert_eq!(
@@ -407,7 +392,7 @@ fn tenancy_gates_what_a_namespace_may_govern() {
     own.tenancy[0].namespaces = vec!["team-a".to_owned()];
     world.policies.push(PolicyInput {
         key: ObjectKey::new("team-a", "self-service"),
-        spec: own,
+        rules: own,
         approved_plan_hash: None,
     });
     let plan2 = plan(&world, now());
@@ -422,12 +407,9 @@ fn tenancy_gates_what_a_namespace_may_govern() {
 #[test]
 fn unknown_targets_and_levels_are_reported() {
     let mut world = base_world();
-    world.mappings[0].spec.grants.push(group_grant("missing"));
-    world.mappings[0].spec.grants.push(AccessTarget {
-        access_level: Some(AccessLevelRef {
-            remote_id: None,
-            name: Some("Admin".to_owned()),
-        }),
+    world.mappings[0].rules.grants.push(group_grant("missing"));
+    world.mappings[0].rules.grants.push(GrantRule {
+        level: LevelRef::Name("Admin".to_owned()),
         ..group_grant("sales")
     });
     let plan = plan(&world, now());
@@ -451,11 +433,8 @@ fn access_levels_by_remote_id_and_by_observed_name() {
     admin.access_level_remote_id = "role/admin".to_owned();
     admin.access_level_name = "Admin".to_owned();
     world.opal.grants = vec![admin];
-    world.mappings[0].spec.grants = vec![AccessTarget {
-        access_level: Some(AccessLevelRef {
-            remote_id: None,
-            name: Some("Admin".to_owned()),
-        }),
+    world.mappings[0].rules.grants = vec![GrantRule {
+        level: LevelRef::Name("Admin".to_owned()),
         ..group_grant("sales")
     }];
     let plan = plan(&world, now());
@@ -470,19 +449,13 @@ fn access_levels_by_remote_id_and_by_observed_name() {
     );
 }
 
-pub(crate) fn lockdown(name: &str, subjects: Vec<LockdownSubject>) -> LockdownInput {
+pub(crate) fn lockdown(name: &str, subjects: Vec<Subject>) -> LockdownInput {
     LockdownInput {
         key: ObjectKey::new(NS, name),
-        spec: LockdownSpec {
+        rules: LockdownRules {
             subjects,
-            scope: None,
-            break_glass: Vec::new(),
-            reason: "incident".to_owned(),
-            incident: None,
-            expires_at: None,
-            duration: Some("4h".to_owned()),
-            restore_on_release: true,
-            notify: Vec::new(),
+            end: LockEnd::After(Duration::hours(4)),
+            ..LockdownRules::default()
         },
         activated_at: None,
         released: false,
@@ -490,11 +463,8 @@ pub(crate) fn lockdown(name: &str, subjects: Vec<LockdownSubject>) -> LockdownIn
     }
 }
 
-pub(crate) fn email_subject(email: &str) -> LockdownSubject {
-    LockdownSubject {
-        email: Some(email.to_owned()),
-        ..LockdownSubject::default()
-    }
+pub(crate) fn email_subject(email: &str) -> Subject {
+    Subject::Email(email.to_owned())
 }
 
 #[test]
@@ -505,10 +475,10 @@ fn a_locked_user_loses_everything_and_is_never_granted() {
     world.opal.grants = vec![grant(TargetKind::Group, "g-legacy", "u1"), jit];
     world.lockdowns = vec![lockdown("ld", vec![email_subject("ada@example.com")])];
     let mut policy = tenancy();
-    policy.safety = Some(SafetySpec {
+    policy.safety = Some(SafetyRules {
         max_revocations: Some(0),
         protected_users: vec!["ada@example.com".to_owned()],
-        ..SafetySpec::default()
+        ..SafetyRules::default()
     });
     world.policies = vec![super::tests::policy(policy)];
     let plan = plan(&world, now());
@@ -528,7 +498,7 @@ fn a_locked_user_loses_everything_and_is_never_granted() {
 fn a_lockdown_ends_at_its_time_or_its_duration_after_activation_and_is_then_due_for_release() {
     let at = now();
     let mut input = lockdown("incident", vec![email_subject("ada@example.com")]);
-    input.spec.duration = Some("5s".to_owned());
+    input.rules.end = LockEnd::After(Duration::seconds(5));
     // Before activation the duration counts from now, so it cannot have run out.
     assert_eq!(input.expires_at(at), Ok(Some(at + Duration::seconds(5))));
     assert!(input.in_force(at) && !input.release_due(at));
@@ -536,10 +506,10 @@ fn a_lockdown_ends_at_its_time_or_its_duration_after_activation_and_is_then_due_
     assert!(input.in_force(at) && !input.release_due(at));
     input.activated_at = Some(at - Duration::seconds(6));
     assert!(!input.in_force(at) && input.release_due(at));
-    // An explicit end wins over the duration.
-    input.spec.expires_at = Some(at + Duration::seconds(1));
+    // An explicit end counts as given.
+    input.rules.end = LockEnd::At(at + Duration::seconds(1));
     assert!(input.in_force(at) && !input.release_due(at));
-    input.spec.expires_at = Some(at);
+    input.rules.end = LockEnd::At(at);
     assert!(!input.in_force(at) && input.release_due(at));
     // Once released it is neither in force nor due again.
     input.released = true;
@@ -554,7 +524,7 @@ fn a_deleted_lockdown_is_due_for_release_and_a_bad_duration_holds_it_without_rel
     assert!(!deleted.in_force(at) && deleted.release_due(at));
 
     let mut unreadable = lockdown("unreadable", vec![email_subject("ada@example.com")]);
-    unreadable.spec.duration = Some("soon".to_owned());
+    unreadable.rules.end = LockEnd::Invalid("invalid duration \"soon\"".to_owned());
     assert!(unreadable.expires_at(at).is_err());
     assert!(
         !unreadable.in_force(at),
@@ -594,15 +564,9 @@ fn a_locked_target_keeps_only_break_glass_users() {
     ];
     let mut locked = lockdown(
         "eng-frozen",
-        vec![LockdownSubject {
-            group: Some(TargetRef {
-                name: Some("eng".to_owned()),
-                id: None,
-            }),
-            ..LockdownSubject::default()
-        }],
+        vec![Subject::Target(Target::group_named("eng"))],
     );
-    locked.spec.break_glass = vec!["bob@example.com".to_owned()];
+    locked.rules.break_glass = vec!["bob@example.com".to_owned()];
     world.lockdowns = vec![locked];
     assert_eq!(ops(&plan(&world, now())), ["revoke eng u1"]);
 }
@@ -614,10 +578,7 @@ fn lockdown_subjects_resolve_by_hris_id_and_unknowns_are_reported() {
     world.lockdowns = vec![lockdown(
         "ld",
         vec![
-            LockdownSubject {
-                hris_id: Some("E3".to_owned()),
-                ..LockdownSubject::default()
-            },
+            Subject::HrisId("E3".to_owned()),
             email_subject("ghost@example.com"),
         ],
     )];
@@ -627,11 +588,7 @@ fn lockdown_subjects_resolve_by_hris_id_and_unknowns_are_reported() {
     assert_eq!(findings.unresolved_subjects.len(), 1);
 }
 
-fn offboarding_world(
-    scope: OffboardingScope,
-    when: OffboardingTiming,
-    after: Option<&str>,
-) -> World {
+fn offboarding_world(scope: OffboardingScope, when: OffboardingWhen) -> World {
     let mut world = base_world();
     if let HrState::Snapshot(employees) = &mut world.hr {
         employees[0].status = EmploymentStatus::Terminated;
@@ -642,26 +599,16 @@ fn offboarding_world(
         grant(TargetKind::Group, "g-eng", "u2"),
         grant(TargetKind::Group, "g-legacy", "u1"),
     ];
-    world.mappings[0].spec.membership = MembershipMode::Additive;
+    world.mappings[0].rules.membership = Membership::Additive;
     let mut policy = tenancy();
-    policy.offboarding = Some(OffboardingSpec {
-        revoke: scope,
-        when,
-        after: after.map(str::to_owned),
-        notify: Vec::new(),
-        ticket: None,
-    });
+    policy.offboarding = Some(Ok(OffboardingRules { scope, when }));
     world.policies = vec![super::tests::policy(policy)];
     world
 }
 
 #[test]
 fn offboarding_revokes_governed_or_all_grants() {
-    let governed = offboarding_world(
-        OffboardingScope::Governed,
-        OffboardingTiming::Immediately,
-        None,
-    );
+    let governed = offboarding_world(OffboardingScope::Governed, OffboardingWhen::Immediately);
     assert_eq!(
         ops(&plan(&governed, now())),
         ["revoke eng u1"],
@@ -672,7 +619,7 @@ fn offboarding_revokes_governed_or_all_grants() {
         Cause::Offboarding
     ));
 
-    let all = offboarding_world(OffboardingScope::All, OffboardingTiming::Immediately, None);
+    let all = offboarding_world(OffboardingScope::All, OffboardingWhen::Immediately);
     assert_eq!(
         ops(&plan(&all, now())),
         ["revoke eng u1", "revoke legacy u1"]
@@ -681,11 +628,7 @@ fn offboarding_revokes_governed_or_all_grants() {
 
 #[test]
 fn offboarding_waits_for_its_time() {
-    let on_date = offboarding_world(
-        OffboardingScope::All,
-        OffboardingTiming::OnTerminationDate,
-        None,
-    );
+    let on_date = offboarding_world(OffboardingScope::All, OffboardingWhen::OnTerminationDate);
     assert_eq!(
         plan(&on_date, now()).operations.len(),
         2,
@@ -697,7 +640,10 @@ fn offboarding_waits_for_its_time() {
         "not due yet: still matched"
     );
 
-    let after = offboarding_world(OffboardingScope::All, OffboardingTiming::After, Some("24h"));
+    let after = offboarding_world(
+        OffboardingScope::All,
+        OffboardingWhen::After(Duration::hours(24)),
+    );
     assert!(plan(&after, now()).operations.is_empty());
     assert_eq!(plan(&after, now() + Duration::days(1)).operations.len(), 2);
 }
@@ -706,7 +652,7 @@ fn offboarding_waits_for_its_time() {
 fn observe_mode_and_pause_report_but_change_nothing() {
     let mut world = base_world();
     world.opal.grants = vec![grant(TargetKind::Group, "g-eng", "u4")];
-    world.mappings[0].spec.enforcement = Enforcement::Observe;
+    world.mappings[0].rules.enforcement = Enforcement::Observe;
     let observed = plan(&world, now());
     assert!(observed.operations.is_empty());
     assert_eq!(observed.withheld.len(), 3);
@@ -720,12 +666,12 @@ fn observe_mode_and_pause_report_but_change_nothing() {
     assert_eq!((findings.to_grant, findings.to_revoke), (2, 1));
     assert!(!findings.enforced);
 
-    world.mappings[0].spec.enforcement = Enforcement::Enforce;
+    world.mappings[0].rules.enforcement = Enforcement::Enforce;
     world.mappings[0].paused = true;
     assert!(plan(&world, now()).operations.is_empty());
 }
 
-fn breaker_world(limit: SafetySpec) -> World {
+fn breaker_world(limit: SafetyRules) -> World {
     let mut world = base_world();
     world.opal.grants = (0..10)
         .map(|i| {
@@ -746,9 +692,9 @@ fn breaker_world(limit: SafetySpec) -> World {
 
 #[test]
 fn the_breaker_holds_revocations_until_that_exact_plan_is_approved() {
-    let mut world = breaker_world(SafetySpec {
+    let mut world = breaker_world(SafetyRules {
         max_revocations: Some(5),
-        ..SafetySpec::default()
+        ..SafetyRules::default()
     });
     let tripped = plan(&world, now());
     assert!(tripped.breaker.tripped && !tripped.breaker.approved);
@@ -776,9 +722,9 @@ fn the_breaker_holds_revocations_until_that_exact_plan_is_approved() {
 
 #[test]
 fn the_breaker_trips_on_percent_of_governed_grants() {
-    let world = breaker_world(SafetySpec {
+    let world = breaker_world(SafetyRules {
         max_revocation_percent: Some(50),
-        ..SafetySpec::default()
+        ..SafetyRules::default()
     });
     let plan = plan(&world, now());
     assert_eq!(plan.breaker.governed_grants, 12);
@@ -787,7 +733,7 @@ fn the_breaker_trips_on_percent_of_governed_grants() {
 
 #[test]
 fn the_plan_hash_is_stable_and_order_independent() {
-    let world = breaker_world(SafetySpec::default());
+    let world = breaker_world(SafetyRules::default());
     let mut reversed = world.clone();
     reversed.opal.grants.reverse();
     reversed.opal.users.reverse();
@@ -841,12 +787,9 @@ fn the_flood_gate_blocks_revocations_from_empty_or_shrunken_snapshots() {
     world.opal.grants = vec![grant(TargetKind::Group, "g-eng", "u4")];
     world.last_good_employee_count = Some(10);
     let mut policy = tenancy();
-    policy.safety = Some(SafetySpec {
-        hris_flood_gate: Some(HrisFloodGate {
-            min_employees: None,
-            max_shrink_percent: Some(20),
-        }),
-        ..SafetySpec::default()
+    policy.safety = Some(SafetyRules {
+        max_shrink_percent: Some(20),
+        ..SafetyRules::default()
     });
     world.policies = vec![super::tests::policy(policy.clone())];
     let shrunk = plan(&world, now());
@@ -862,12 +805,9 @@ fn the_flood_gate_blocks_revocations_from_empty_or_shrunken_snapshots() {
             .is_some_and(|r| r.contains("shrank from 10 to 3"))
     );
 
-    policy.safety = Some(SafetySpec {
-        hris_flood_gate: Some(HrisFloodGate {
-            min_employees: Some(4),
-            max_shrink_percent: None,
-        }),
-        ..SafetySpec::default()
+    policy.safety = Some(SafetyRules {
+        min_employees: Some(4),
+        ..SafetyRules::default()
     });
     world.policies = vec![super::tests::policy(policy)];
     world.last_good_employee_count = None;
@@ -921,4 +861,40 @@ fn replanning_one_employee_matches_a_full_plan() {
         ops(&full),
         ["grant eng u2", "grant eng u4", "revoke eng u1"]
     );
+}
+
+#[test]
+fn a_safety_limit_that_cannot_be_read_trips_the_breaker() {
+    let mut world = breaker_world(SafetyRules {
+        invalid: vec!["maxRevocations -1 is negative".to_owned()],
+        ..SafetyRules::default()
+    });
+    let held = plan(&world, now());
+    assert!(held.breaker.tripped, "{:?}", held.breaker);
+    assert!(held.breaker.reason.contains("maxRevocations -1"));
+    assert!(
+        held.operations
+            .iter()
+            .all(|op| op.action == ChangeAction::Grant)
+    );
+    assert_eq!(held.withheld.len(), 10);
+    assert!(
+        held.policies[&ObjectKey::new(NS, "baseline")]
+            .invalid_safety
+            .is_some()
+    );
+    // A person can still approve exactly this plan.
+    world.policies[0].approved_plan_hash = Some(held.revocation_hash.clone());
+    assert_eq!(plan(&world, now()).operations.len(), 10);
+}
+
+#[test]
+fn unreadable_parts_of_a_mapping_are_reported_and_the_rest_applies() {
+    let mut world = base_world();
+    world.mappings[0].rules.invalid =
+        vec!["grants[1]: set exactly one of group or resource".into()];
+    let plan = plan(&world, now());
+    assert_eq!(ops(&plan), ["grant eng u1", "grant eng u2"]);
+    let problems = &plan.mappings[&key("eng")].problems;
+    assert_eq!(problems[0].reason(), "InvalidSpec");
 }

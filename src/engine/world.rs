@@ -6,8 +6,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::duration::{DurationError, parse_go_duration};
-use crate::crd::{AccessPolicySpec, LockdownSpec, MembershipMode, RoleMappingSpec, TargetKind};
+use super::records::{RevokedGrant, TargetKind};
+use super::rules::{LockEnd, LockdownRules, MappingRules, PolicyRules};
 use crate::engine::Employee;
 
 /// Namespace and name of a custom resource.
@@ -43,7 +43,7 @@ pub struct GrantKey {
 }
 
 impl GrantKey {
-    pub fn of_revoked(grant: &crate::crd::RevokedGrant) -> Self {
+    pub fn of_revoked(grant: &RevokedGrant) -> Self {
         Self {
             kind: grant.kind,
             target_id: grant.target_id.clone(),
@@ -65,6 +65,16 @@ pub enum HrState {
     },
     /// The source failed; no grant or revocation may rely on HR data.
     Failed(String),
+}
+
+impl HrState {
+    /// The employees read, complete or not; none when the source failed.
+    pub fn employees(&self) -> &[Employee] {
+        match self {
+            HrState::Snapshot(employees) | HrState::Incomplete { employees, .. } => employees,
+            HrState::Failed(_) => &[],
+        }
+    }
 }
 
 /// An Opal user.
@@ -138,7 +148,7 @@ impl OpalState {
 #[derive(Clone, Debug)]
 pub struct MappingInput {
     pub key: ObjectKey,
-    pub spec: RoleMappingSpec,
+    pub rules: MappingRules,
     /// Paused mappings behave like `Observe`: their grants are kept but nothing is changed.
     pub paused: bool,
     /// Deletion has been requested (the object waits on a finalizer).
@@ -146,26 +156,19 @@ pub struct MappingInput {
 }
 
 impl MappingInput {
-    /// A mapping being deleted that [`revokes_on_delete`] retires: it keeps governing its
-    /// targets but desires nobody, so the plan revokes exactly the grants no other mapping
-    /// desires (exceptions, the breaker and the HR gate still apply).
+    /// A mapping being deleted that [`MappingRules::revokes_on_delete`] retires: it keeps
+    /// governing its targets but desires nobody, so the plan revokes exactly the grants no
+    /// other mapping desires (exceptions, the breaker and the HR gate still apply).
     pub fn retiring(&self) -> bool {
-        self.deleting && revokes_on_delete(&self.spec)
+        self.deleting && self.rules.revokes_on_delete()
     }
-}
-
-/// Whether deleting a mapping must first revoke what only it desired: `revokeOnDelete` on an
-/// Authoritative mapping. An Additive mapping never revoked anything; retiring it would remove
-/// grants it never desired.
-pub fn revokes_on_delete(spec: &RoleMappingSpec) -> bool {
-    spec.revoke_on_delete && spec.membership == MembershipMode::Authoritative
 }
 
 /// An AccessPolicy as the planner sees it.
 #[derive(Clone, Debug)]
 pub struct PolicyInput {
     pub key: ObjectKey,
-    pub spec: AccessPolicySpec,
+    pub rules: PolicyRules,
     /// The plan hash a person approved with the `opal-operator.io/approve-plan` annotation.
     pub approved_plan_hash: Option<String>,
 }
@@ -174,8 +177,8 @@ pub struct PolicyInput {
 #[derive(Clone, Debug)]
 pub struct LockdownInput {
     pub key: ObjectKey,
-    pub spec: LockdownSpec,
-    /// When the lockdown first became active; `duration` counts from here (or from now when
+    pub rules: LockdownRules,
+    /// When the lockdown first became active; a duration counts from here (or from now when
     /// it has not activated yet).
     pub activated_at: Option<DateTime<Utc>>,
     /// Its status says `Released`: the release (and restore) is done.
@@ -185,15 +188,15 @@ pub struct LockdownInput {
 }
 
 impl LockdownInput {
-    /// When the lockdown ends: `expiresAt`, or `duration` counted from activation (from `now`
-    /// while it has not activated). An unparseable duration is an error, never "no end".
-    pub fn expires_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, DurationError> {
-        match (&self.spec.expires_at, &self.spec.duration) {
-            (Some(at), _) => Ok(Some(*at)),
-            (None, Some(duration)) => {
-                parse_go_duration(duration).map(|d| Some(self.activated_at.unwrap_or(now) + d))
-            }
-            (None, None) => Ok(None),
+    /// When the lockdown ends: at its time, or its duration counted from activation (from
+    /// `now` while it has not activated). An end that cannot be read is an error, never
+    /// "no end".
+    pub fn expires_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
+        match &self.rules.end {
+            LockEnd::Never => Ok(None),
+            LockEnd::At(at) => Ok(Some(*at)),
+            LockEnd::After(duration) => Ok(Some(self.activated_at.unwrap_or(now) + *duration)),
+            LockEnd::Invalid(why) => Err(why.clone()),
         }
     }
 
@@ -202,7 +205,7 @@ impl LockdownInput {
     }
 
     /// In force: revokes and keeps its subjects out. Not once released, deleted or expired, nor
-    /// with a duration that cannot be read.
+    /// with an end that cannot be read.
     pub fn in_force(&self, now: DateTime<Utc>) -> bool {
         !self.released
             && !self.deleting

@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, TryStreamExt, stream};
 
-use crate::crd::{AccessTarget, TargetKind, TargetRef};
-use crate::engine::{LockdownInput, MappingInput, OpalGrant, OpalState, OpalTarget, OpalUser};
+use crate::engine::{
+    HrState, LockScope, LockdownInput, MappingInput, OpalGrant, OpalState, OpalTarget, OpalUser,
+    Subject, Target, TargetKind, TargetRef,
+};
 use crate::opal::model::{GroupType, GroupUser, ResourceAccessUser};
 use crate::opal::{Client, GroupFilter, OpalError, ResourceFilter};
 
@@ -31,31 +33,39 @@ impl ObservationScope {
     pub fn new(
         mappings: &[MappingInput],
         lockdowns: &[LockdownInput],
+        hr: &HrState,
         users_losing_everything: impl IntoIterator<Item = String>,
     ) -> Self {
         let mut scope = Self::default();
         for mapping in mappings {
-            for grant in &mapping.spec.grants {
-                scope.add_target(grant);
+            for grant in &mapping.rules.grants {
+                scope.add_target(&grant.target);
             }
         }
         for lockdown in lockdowns {
-            for subject in &lockdown.spec.subjects {
-                if let Some(group) = &subject.group {
-                    scope.add_ref(TargetKind::Group, group);
-                }
-                if let Some(resource) = &subject.resource {
-                    scope.add_ref(TargetKind::Resource, resource);
-                }
-                if let Some(email) = &subject.email {
-                    scope.user_emails.insert(email.to_lowercase());
-                }
-                if let Some(id) = &subject.opal_user_id {
-                    scope.user_ids.insert(id.clone());
+            for subject in &lockdown.rules.subjects {
+                match subject {
+                    Subject::Target(target) => scope.add_target(target),
+                    Subject::Email(email) => {
+                        scope.user_emails.insert(email.to_lowercase());
+                    }
+                    Subject::OpalUserId(id) => {
+                        scope.user_ids.insert(id.clone());
+                    }
+                    // Through HR to the email: without it an HR-id lockdown would never
+                    // see (and so never revoke) grants on targets no mapping names.
+                    Subject::HrisId(hris_id) => scope.user_emails.extend(
+                        hr.employees()
+                            .iter()
+                            .filter(|employee| employee.id == *hris_id)
+                            .map(|employee| employee.email.to_lowercase()),
+                    ),
                 }
             }
-            for target in lockdown.spec.scope.iter().flat_map(|s| &s.targets) {
-                scope.add_target(target);
+            if let LockScope::Targets(targets) = &lockdown.rules.scope {
+                for target in targets {
+                    scope.add_target(target);
+                }
             }
         }
         scope.user_emails.extend(
@@ -66,21 +76,12 @@ impl ObservationScope {
         scope
     }
 
-    fn add_target(&mut self, target: &AccessTarget) {
-        if let Some(group) = &target.group {
-            self.add_ref(TargetKind::Group, group);
-        }
-        if let Some(resource) = &target.resource {
-            self.add_ref(TargetKind::Resource, resource);
-        }
-    }
-
-    fn add_ref(&mut self, kind: TargetKind, reference: &TargetRef) {
-        if let Some(id) = &reference.id {
-            self.targets.insert((kind, TargetKey::Id(id.clone())));
-        } else if let Some(name) = &reference.name {
-            self.targets.insert((kind, TargetKey::Name(name.clone())));
-        }
+    fn add_target(&mut self, target: &Target) {
+        let key = match &target.by {
+            TargetRef::Id(id) => TargetKey::Id(id.clone()),
+            TargetRef::Name(name) => TargetKey::Name(name.clone()),
+        };
+        self.targets.insert((target.kind, key));
     }
 
     fn wants(&self, target: &OpalTarget) -> bool {
@@ -303,4 +304,36 @@ fn direct_resource_grant(access: ResourceAccessUser) -> Option<OpalGrant> {
         access_level_name: access.access_level.access_level_name,
         expires_at: access.expiration_date,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Employee, LockdownRules, ObjectKey};
+
+    #[test]
+    fn a_lockdown_by_hr_id_reads_every_grant_of_that_person() {
+        let ada: Employee = serde_json::from_value(serde_json::json!({
+            "id": "E1", "email": "Ada@Example.com", "status": "Active"
+        }))
+        .expect("employee");
+        let lockdown = LockdownInput {
+            key: ObjectKey::new("ns", "ld"),
+            rules: LockdownRules {
+                subjects: vec![Subject::HrisId("E1".into()), Subject::HrisId("E404".into())],
+                ..LockdownRules::default()
+            },
+            activated_at: None,
+            released: false,
+            deleting: false,
+        };
+        let hr = HrState::Snapshot(vec![ada]);
+        let scope = ObservationScope::new(&[], std::slice::from_ref(&lockdown), &hr, Vec::new());
+        assert_eq!(
+            scope.user_emails,
+            BTreeSet::from(["ada@example.com".to_owned()])
+        );
+        let blind = ObservationScope::new(&[], &[lockdown], &HrState::Failed("down".into()), []);
+        assert!(blind.user_emails.is_empty());
+    }
 }

@@ -46,7 +46,7 @@ pub(super) async fn apply(
     {
         notifier.offboarded(
             &execution,
-            &inputs.policies,
+            &inputs.access_policies,
             &sources.operator_namespace,
             employees,
             now,

@@ -2,6 +2,7 @@
 //! what a targeted sync re-reads.
 
 use super::*;
+use crate::engine::Subject;
 
 pub(super) fn world_from(
     context: &SyncContext,
@@ -29,7 +30,7 @@ pub(super) fn observation_scope(
     let leavers =
         users_losing_everything(&inputs.policies, hr, &context.sources.operator_namespace);
     // Released lockdowns stay in: their targets are observed for the restore.
-    ObservationScope::new(&inputs.mappings, &inputs.lockdowns, leavers)
+    ObservationScope::new(&inputs.mappings, &inputs.lockdowns, hr, leavers)
 }
 
 /// The custom resources as the caches hold them now, as planner inputs.
@@ -79,19 +80,19 @@ pub(super) fn lockdown_user_subjects(
         emails: BTreeSet::new(),
         user_ids: BTreeSet::new(),
     };
-    for subject in &input.spec.subjects {
-        if subject.group.is_some() || subject.resource.is_some() {
-            return None;
-        }
-        if let Some(email) = &subject.email {
-            users.emails.insert(email.to_lowercase());
-        }
-        if let Some(id) = &subject.opal_user_id {
-            users.user_ids.insert(id.clone());
-        }
-        if let Some(hris_id) = &subject.hris_id {
-            let employee = employees.iter().find(|e| e.id == *hris_id)?;
-            users.emails.insert(employee.email.to_lowercase());
+    for subject in &input.rules.subjects {
+        match subject {
+            Subject::Target(_) => return None,
+            Subject::Email(email) => {
+                users.emails.insert(email.to_lowercase());
+            }
+            Subject::OpalUserId(id) => {
+                users.user_ids.insert(id.clone());
+            }
+            Subject::HrisId(hris_id) => {
+                let employee = employees.iter().find(|e| e.id == *hris_id)?;
+                users.emails.insert(employee.email.to_lowercase());
+            }
         }
     }
     Some(users)

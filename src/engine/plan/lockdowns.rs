@@ -37,21 +37,23 @@ impl Planner<'_> {
         tenancy: &TenancyRules<'_>,
     ) {
         for (index, input) in self.world.lockdowns.iter().enumerate() {
-            let spec = &input.spec;
-            let mut findings = LockdownFindings::default();
+            let rules = &input.rules;
+            let mut findings = LockdownFindings {
+                unresolved_subjects: rules.invalid.clone(),
+                ..LockdownFindings::default()
+            };
             let reach = LockReach::of(&input.key.namespace, self.world, tenancy);
             let mut refused: Vec<String> = Vec::new();
             match input.expires_at(self.now) {
                 Ok(expires_at) => findings.expires_at = expires_at,
-                Err(error) => findings.invalid_duration = Some(error.to_string()),
+                Err(error) => findings.invalid_duration = Some(error),
             }
             findings.active = input.in_force(self.now);
             findings.release_due = input.release_due(self.now);
             let lockdown = index as u32;
-            let scope_targets: Option<Vec<TargetIdx>> = match &spec.scope {
-                Some(scope) if scope.mode == LockdownScopeMode::Targets => Some(
-                    scope
-                        .targets
+            let scope_targets: Option<Vec<TargetIdx>> = match &rules.scope {
+                LockScope::Targets(targets) => Some(
+                    targets
                         .iter()
                         .filter_map(|target| match resolver.resolve(target) {
                             Ok(target) if reach.covers(target) => Some(target),
@@ -67,57 +69,49 @@ impl Planner<'_> {
                         .collect(),
                 ),
                 // Outside the operator namespace "everything" means every target it may lock.
-                _ => match &reach {
+                LockScope::Everything => match &reach {
                     LockReach::Everything => None,
                     LockReach::Only(targets) => Some(targets.iter().copied().collect()),
                 },
             };
-            let break_glass: FxHashSet<UserIdx> = spec
+            let break_glass: FxHashSet<UserIdx> = rules
                 .break_glass
                 .iter()
                 .filter_map(|email| self.user_by_email.get(&email.to_lowercase()).copied())
                 .collect();
-            for subject in &spec.subjects {
-                let target_ref = match (&subject.group, &subject.resource) {
-                    (Some(group), _) => Some((TargetKind::Group, group)),
-                    (None, Some(resource)) => Some((TargetKind::Resource, resource)),
-                    _ => None,
-                };
-                if let Some((kind, reference)) = target_ref {
-                    match resolver.resolve_ref(kind, reference) {
-                        Ok(target) if !reach.covers(target) => {
-                            refused.push(resolver.describe(target))
-                        }
-                        Ok(target) => {
-                            findings.locked_targets += 1;
-                            if findings.active {
-                                self.locks
-                                    .targets
-                                    .insert(target, (lockdown, break_glass.clone()));
+            for subject in &rules.subjects {
+                let user = match subject {
+                    Subject::Target(target) => {
+                        match resolver.resolve(target) {
+                            Ok(target) if !reach.covers(target) => {
+                                refused.push(resolver.describe(target))
                             }
+                            Ok(target) => {
+                                findings.locked_targets += 1;
+                                if findings.active {
+                                    self.locks
+                                        .targets
+                                        .insert(target, (lockdown, break_glass.clone()));
+                                }
+                            }
+                            Err(problem) => findings.unresolved_subjects.push(problem.message()),
                         }
-                        Err(problem) => findings.unresolved_subjects.push(problem.message()),
+                        continue;
                     }
-                    continue;
-                }
-                let user = if let Some(email) = &subject.email {
-                    self.user_by_email.get(&email.to_lowercase()).copied()
-                } else if let Some(id) = &subject.opal_user_id {
-                    user_by_id.get(id.as_str()).copied()
-                } else if let Some(hris_id) = &subject.hris_id {
-                    self.employee_index
+                    Subject::Email(email) => self.user_by_email.get(&email.to_lowercase()).copied(),
+                    Subject::OpalUserId(id) => user_by_id.get(id.as_str()).copied(),
+                    Subject::HrisId(hris_id) => self
+                        .employee_index
                         .get(hris_id)
                         .map(|&index| self.employee(index))
                         .and_then(|employee| {
                             self.user_by_email
                                 .get(&employee.email.to_lowercase())
                                 .copied()
-                        })
-                } else {
-                    None
+                        }),
                 };
                 let Some(user) = user else {
-                    findings.unresolved_subjects.push(subject_label(subject));
+                    findings.unresolved_subjects.push(unresolved(subject));
                     continue;
                 };
                 if scope_targets.as_ref().is_some_and(Vec::is_empty) {
@@ -166,14 +160,11 @@ impl Planner<'_> {
     }
 }
 
-fn subject_label(subject: &crate::crd::LockdownSubject) -> String {
-    if let Some(email) = &subject.email {
-        format!("user {email} has no Opal account")
-    } else if let Some(id) = &subject.opal_user_id {
-        format!("Opal user {id} does not exist")
-    } else if let Some(id) = &subject.hris_id {
-        format!("HR employee {id} has no Opal account")
-    } else {
-        "empty subject".to_owned()
+fn unresolved(subject: &Subject) -> String {
+    match subject {
+        Subject::Email(email) => format!("user {email} has no Opal account"),
+        Subject::OpalUserId(id) => format!("Opal user {id} does not exist"),
+        Subject::HrisId(id) => format!("HR employee {id} has no Opal account"),
+        Subject::Target(_) => format!("{} cannot be resolved", subject.label()),
     }
 }

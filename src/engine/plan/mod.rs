@@ -17,13 +17,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rustc_hash::{FxHashMap, FxHashSet};
 use sha2::{Digest, Sha256};
 
-use super::duration::parse_go_duration;
+use super::records::{ChangeAction, PendingChange, TargetKind};
+use super::rules::{
+    Enforcement, LevelRef, LockScope, Membership, OffboardingScope, OffboardingWhen, Subject,
+    Target, TargetRef,
+};
 use super::selector::CompiledSelector;
 use super::world::{HrState, ObjectKey, World};
-use crate::crd::{
-    AccessLevelRef, AccessTarget, ChangeAction, Enforcement, LockdownScopeMode, MembershipMode,
-    OffboardingScope, OffboardingTiming, PendingChange, TargetKind, TargetRef,
-};
 use crate::engine::{Employee, EmploymentStatus};
 
 use lockdowns::Locks;
@@ -195,20 +195,25 @@ impl<'w> Planner<'w> {
 
         let mut mappings = Vec::with_capacity(world.mappings.len());
         for input in &world.mappings {
-            let spec = &input.spec;
-            let mut problems = Vec::new();
+            let rules = &input.rules;
+            let mut problems: Vec<MappingProblem> = rules
+                .invalid
+                .iter()
+                .cloned()
+                .map(MappingProblem::InvalidSpec)
+                .collect();
             // No selector matches nobody: a retiring mapping still governs its targets.
-            let selector = match CompiledSelector::compile(&spec.selector) {
+            let selector = match &rules.selector {
                 Ok(_) if input.retiring() => None,
-                Ok(selector) => Some(selector),
+                Ok(selector) => Some(selector.clone()),
                 Err(error) => {
                     problems.push(MappingProblem::InvalidSelector(error.to_string()));
                     None
                 }
             };
             let mut grants = Vec::new();
-            for grant in &spec.grants {
-                let target = match resolver.resolve(grant) {
+            for grant in &rules.grants {
+                let target = match resolver.resolve(&grant.target) {
                     Ok(target) => target,
                     Err(problem) => {
                         problems.push(problem);
@@ -225,15 +230,10 @@ impl<'w> Planner<'w> {
                     problems.push(MappingProblem::TargetDerived(described));
                     continue;
                 }
-                let level = match &grant.access_level {
-                    None => intern(""),
-                    Some(AccessLevelRef {
-                        remote_id: Some(remote_id),
-                        ..
-                    }) => intern(remote_id),
-                    Some(AccessLevelRef {
-                        name: Some(name), ..
-                    }) => match level_names.get(&(target, name.as_str())) {
+                let level = match &grant.level {
+                    LevelRef::Default => intern(""),
+                    LevelRef::RemoteId(remote_id) => intern(remote_id),
+                    LevelRef::Name(name) => match level_names.get(&(target, name.as_str())) {
                         Some(level) => *level,
                         None => {
                             problems.push(MappingProblem::AccessLevelNotFound {
@@ -243,7 +243,6 @@ impl<'w> Planner<'w> {
                             continue;
                         }
                     },
-                    Some(_) => intern(""),
                 };
                 grants.push((target, level));
             }
@@ -256,9 +255,9 @@ impl<'w> Planner<'w> {
                     .any(|problem| matches!(problem, MappingProblem::InvalidSelector(_))),
                 selector,
                 grants,
-                enforced: spec.enforcement == Enforcement::Enforce && !input.paused,
-                authoritative: spec.membership == MembershipMode::Authoritative,
-                pre_start_days: i64::from(spec.pre_start_days.unwrap_or(0)),
+                enforced: rules.enforcement == Enforcement::Enforce && !input.paused,
+                authoritative: rules.membership == Membership::Authoritative,
+                pre_start_days: i64::from(rules.pre_start_days),
                 problems,
             });
         }
@@ -267,7 +266,7 @@ impl<'w> Planner<'w> {
         for (index, mapping) in mappings.iter().enumerate().filter(|(_, m)| m.governs) {
             let exceptions: Vec<UserIdx> = if mapping.authoritative {
                 world.mappings[index]
-                    .spec
+                    .rules
                     .exceptions
                     .iter()
                     .filter_map(|email| user_by_email.get(&email.to_lowercase()).copied())
@@ -498,21 +497,22 @@ impl<'w> Planner<'w> {
         if employee.status != EmploymentStatus::Terminated {
             return false;
         }
-        if !self.policy.invalid_offboarding_delays.is_empty() {
-            // A delay nobody can read is no reason to revoke at once: hold until it is fixed.
+        if !self.policy.invalid_offboarding.is_empty() {
+            // An offboarding rule nobody can read is no reason to revoke at once: hold until
+            // it is fixed.
             return false;
         }
-        let Some((_, timing, delay)) = &self.policy.offboarding else {
+        let Some(offboarding) = &self.policy.offboarding else {
             return true;
         };
         let Some(date) = employee.termination_date else {
             return true;
         };
         let start_of_day = date.and_time(chrono::NaiveTime::MIN).and_utc();
-        match timing {
-            OffboardingTiming::Immediately => true,
-            OffboardingTiming::OnTerminationDate => self.now >= start_of_day,
-            OffboardingTiming::After => self.now >= start_of_day + *delay,
+        match offboarding.when {
+            OffboardingWhen::Immediately => true,
+            OffboardingWhen::OnTerminationDate => self.now >= start_of_day,
+            OffboardingWhen::After(delay) => self.now >= start_of_day + delay,
         }
     }
 
@@ -571,7 +571,10 @@ impl<'w> Planner<'w> {
                 .iter()
                 .all(|&e| self.offboarding_due(self.employee(e)))
             && self.policy.offboarding.is_some();
-        let offboard_all = matches!(self.policy.offboarding, Some((OffboardingScope::All, _, _)));
+        let offboard_all = self
+            .policy
+            .offboarding
+            .is_some_and(|o| o.scope == OffboardingScope::All);
         let protected = self.protected_users.contains(&user);
         for &(target, level, time_bound) in actual {
             if let Some(lockdown) = self.locks.lock_for(user, target) {

@@ -65,17 +65,24 @@ pub enum Withheld {
 /// A problem with one RoleMapping; each has a stable CamelCase reason for conditions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MappingProblem {
+    /// A part of the spec that cannot be read (the apiserver's validation normally rejects it;
+    /// manifests read from files skipped that).
+    InvalidSpec(String),
     InvalidSelector(String),
     TargetNotFound(String),
     TargetAmbiguous(String),
     TargetNotPermitted(String),
     TargetDerived(String),
-    AccessLevelNotFound { target: String, level: String },
+    AccessLevelNotFound {
+        target: String,
+        level: String,
+    },
 }
 
 impl MappingProblem {
     pub fn reason(&self) -> &'static str {
         match self {
+            MappingProblem::InvalidSpec(_) => "InvalidSpec",
             MappingProblem::InvalidSelector(_) => "InvalidSelector",
             MappingProblem::TargetNotFound(_) => "TargetNotFound",
             MappingProblem::TargetAmbiguous(_) => "TargetAmbiguous",
@@ -87,7 +94,9 @@ impl MappingProblem {
 
     pub fn message(&self) -> String {
         match self {
-            MappingProblem::InvalidSelector(message) => message.clone(),
+            MappingProblem::InvalidSpec(message) | MappingProblem::InvalidSelector(message) => {
+                message.clone()
+            }
             MappingProblem::TargetNotFound(target) => format!("{target} does not exist in Opal"),
             MappingProblem::TargetAmbiguous(target) => {
                 format!("{target} names more than one Opal object; reference it by id")
@@ -131,10 +140,12 @@ pub struct PolicyFindings {
     /// The policy sits outside the operator namespace, so only its own namespace's view is
     /// reported; its safety, offboarding and tenancy settings are not applied.
     pub outside_operator_namespace: bool,
-    /// Why its offboarding `after` cannot be used; every offboarding revocation is held
+    /// Why its offboarding section cannot be used; every offboarding revocation is held
     /// meanwhile (the apiserver's CEL normally rejects such a value, `plan` and
     /// `run --standalone` read files that skipped it).
-    pub invalid_offboarding_delay: Option<String>,
+    pub invalid_offboarding: Option<String>,
+    /// Why some of its safety limits cannot be used; the breaker trips until it is fixed.
+    pub invalid_safety: Option<String>,
 }
 
 /// What a Lockdown's status shows.
@@ -147,7 +158,7 @@ pub struct LockdownFindings {
     pub unresolved_subjects: Vec<String>,
     /// Revocations this lockdown still needs.
     pub to_revoke: usize,
-    /// Set when `duration` cannot be parsed (the schema normally prevents it).
+    /// Set when its end (`duration`) cannot be read (the schema normally prevents it).
     pub invalid_duration: Option<String>,
     /// Deleted or expired and not released yet: the controller releases it (and restores what
     /// it revoked) in this sync.

@@ -2,6 +2,7 @@
 //! tenancy rules that say which namespace may govern or lock which target.
 
 use super::*;
+use crate::engine::{OffboardingRules, TenancyGrant};
 
 /// Merged from the AccessPolicies of the operator namespace.
 #[derive(Default)]
@@ -11,16 +12,17 @@ pub(super) struct MergedPolicy {
     pub(super) min_employees: Option<usize>,
     pub(super) max_shrink_percent: Option<usize>,
     pub(super) protected_emails: FxHashSet<String>,
-    pub(super) offboarding: Option<(OffboardingScope, OffboardingTiming, chrono::Duration)>,
-    /// Policies whose offboarding delay cannot be parsed, with why: offboarding is held.
-    pub(super) invalid_offboarding_delays: FxHashMap<ObjectKey, String>,
+    pub(super) offboarding: Option<OffboardingRules>,
+    /// Policies whose offboarding section cannot be read, with why: offboarding is held.
+    pub(super) invalid_offboarding: FxHashMap<ObjectKey, String>,
+    /// Policies with safety limits that cannot be read, with why: the breaker trips.
+    pub(super) invalid_safety: BTreeMap<ObjectKey, String>,
     pub(super) approved_hashes: Vec<String>,
 }
 
 pub(super) fn merge_policies(world: &World) -> MergedPolicy {
     let mut merged = MergedPolicy::default();
-    fn stricter(current: Option<usize>, candidate: Option<i32>) -> Option<usize> {
-        let candidate = candidate.and_then(|value| usize::try_from(value).ok());
+    fn stricter(current: Option<usize>, candidate: Option<usize>) -> Option<usize> {
         match (current, candidate) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -30,70 +32,68 @@ pub(super) fn merge_policies(world: &World) -> MergedPolicy {
         if policy.key.namespace != world.operator_namespace {
             continue;
         }
-        let spec = &policy.spec;
+        let rules = &policy.rules;
         if let Some(hash) = &policy.approved_plan_hash {
             merged.approved_hashes.push(hash.clone());
         }
-        if let Some(safety) = &spec.safety {
+        if let Some(safety) = &rules.safety {
             merged.max_revocations = stricter(merged.max_revocations, safety.max_revocations);
             merged.max_revocation_percent =
                 stricter(merged.max_revocation_percent, safety.max_revocation_percent);
             merged
                 .protected_emails
                 .extend(safety.protected_users.iter().map(|e| e.to_lowercase()));
-            if let Some(gate) = &safety.hris_flood_gate {
-                let min = gate.min_employees.and_then(|v| usize::try_from(v).ok());
-                merged.min_employees = match (merged.min_employees, min) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                };
-                merged.max_shrink_percent =
-                    stricter(merged.max_shrink_percent, gate.max_shrink_percent);
+            merged.min_employees = match (merged.min_employees, safety.min_employees) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            merged.max_shrink_percent =
+                stricter(merged.max_shrink_percent, safety.max_shrink_percent);
+            if !safety.invalid.is_empty() {
+                merged
+                    .invalid_safety
+                    .insert(policy.key.clone(), safety.invalid.join("; "));
             }
         }
-        if let Some(offboarding) = &spec.offboarding {
-            let delay = match offboarding.after.as_deref().map(parse_go_duration) {
-                None => chrono::Duration::zero(),
-                Some(Ok(delay)) => delay,
-                Some(Err(error)) => {
-                    merged.invalid_offboarding_delays.insert(
-                        policy.key.clone(),
-                        format!("offboarding.after: {error}; offboarding revocations are held"),
-                    );
-                    continue;
-                }
-            };
-            let candidate = (offboarding.revoke, offboarding.when, delay);
-            // Several policies: the widest scope and the earliest revocation win.
-            merged.offboarding = Some(match merged.offboarding {
-                None => candidate,
-                Some((scope, timing, existing_delay)) => (
-                    if scope == OffboardingScope::All {
-                        scope
-                    } else {
-                        candidate.0
+        match &rules.offboarding {
+            None => {}
+            Some(Err(why)) => {
+                merged.invalid_offboarding.insert(
+                    policy.key.clone(),
+                    format!("{why}; offboarding revocations are held"),
+                );
+            }
+            Some(Ok(candidate)) => {
+                // Several policies: the widest scope and the earliest revocation win.
+                merged.offboarding = Some(match merged.offboarding {
+                    None => *candidate,
+                    Some(existing) => OffboardingRules {
+                        scope: if existing.scope == OffboardingScope::All {
+                            existing.scope
+                        } else {
+                            candidate.scope
+                        },
+                        when: earliest(existing.when, candidate.when),
                     },
-                    earliest(timing, candidate.1),
-                    existing_delay.min(delay),
-                ),
-            });
+                });
+            }
         }
     }
     merged
 }
 
-fn earliest(a: OffboardingTiming, b: OffboardingTiming) -> OffboardingTiming {
-    let rank = |timing| match timing {
-        OffboardingTiming::Immediately => 0,
-        OffboardingTiming::OnTerminationDate => 1,
-        OffboardingTiming::After => 2,
+fn earliest(a: OffboardingWhen, b: OffboardingWhen) -> OffboardingWhen {
+    let rank = |when| match when {
+        OffboardingWhen::Immediately => (0, chrono::Duration::zero()),
+        OffboardingWhen::OnTerminationDate => (1, chrono::Duration::zero()),
+        OffboardingWhen::After(delay) => (2, delay),
     };
     if rank(a) <= rank(b) { a } else { b }
 }
 
 /// Tenancy rules from the operator namespace's AccessPolicies.
 pub(super) struct TenancyRules<'w> {
-    rules: Vec<&'w crate::crd::TenancyRule>,
+    rules: Vec<&'w TenancyGrant>,
 }
 
 impl<'w> TenancyRules<'w> {
@@ -103,7 +103,7 @@ impl<'w> TenancyRules<'w> {
                 .policies
                 .iter()
                 .filter(|policy| policy.key.namespace == world.operator_namespace)
-                .flat_map(|policy| policy.spec.tenancy.iter())
+                .flat_map(|policy| policy.rules.tenancy.iter())
                 .collect(),
         }
     }

@@ -55,6 +55,11 @@ impl Planner<'_> {
                 self.governed_grants
             ));
         }
+        for (key, why) in &self.policy.invalid_safety {
+            reasons.push(format!(
+                "AccessPolicy {key} has safety limits that cannot be used ({why})"
+            ));
+        }
         let tripped = !reasons.is_empty();
         BreakerFinding {
             revocations,
@@ -159,11 +164,12 @@ impl Planner<'_> {
                         governed_mappings: in_namespace.len(),
                         governed_targets: targets.len(),
                         outside_operator_namespace: *namespace != self.world.operator_namespace,
-                        invalid_offboarding_delay: self
+                        invalid_offboarding: self
                             .policy
-                            .invalid_offboarding_delays
+                            .invalid_offboarding
                             .get(&policy.key)
                             .cloned(),
+                        invalid_safety: self.policy.invalid_safety.get(&policy.key).cloned(),
                     },
                 )
             })

@@ -9,38 +9,25 @@ pub(super) struct TargetResolver<'a> {
 }
 
 impl TargetResolver<'_> {
-    pub(super) fn resolve(&self, target: &AccessTarget) -> Result<TargetIdx, MappingProblem> {
-        match (&target.group, &target.resource) {
-            (Some(group), _) => self.resolve_ref(TargetKind::Group, group),
-            (None, Some(resource)) => self.resolve_ref(TargetKind::Resource, resource),
-            (None, None) => Err(MappingProblem::TargetNotFound("an empty target".to_owned())),
-        }
-    }
-
-    pub(super) fn resolve_ref(
-        &self,
-        kind: TargetKind,
-        reference: &TargetRef,
-    ) -> Result<TargetIdx, MappingProblem> {
+    pub(super) fn resolve(&self, target: &Target) -> Result<TargetIdx, MappingProblem> {
         let label = |value: &str| {
-            let kind = match kind {
+            let kind = match target.kind {
                 TargetKind::Group => "group",
                 TargetKind::Resource => "resource",
             };
             format!("{kind} {value}")
         };
-        if let Some(id) = &reference.id {
-            return self
+        match &target.by {
+            TargetRef::Id(id) => self
                 .by_id
-                .get(&(kind, id.as_str()))
+                .get(&(target.kind, id.as_str()))
                 .copied()
-                .ok_or_else(|| MappingProblem::TargetNotFound(label(id)));
-        }
-        let name = reference.name.as_deref().unwrap_or_default();
-        match self.by_name.get(&(kind, name)) {
-            Some(Some(target)) => Ok(*target),
-            Some(None) => Err(MappingProblem::TargetAmbiguous(label(name))),
-            None => Err(MappingProblem::TargetNotFound(label(name))),
+                .ok_or_else(|| MappingProblem::TargetNotFound(label(id))),
+            TargetRef::Name(name) => match self.by_name.get(&(target.kind, name.as_str())) {
+                Some(Some(found)) => Ok(*found),
+                Some(None) => Err(MappingProblem::TargetAmbiguous(label(name))),
+                None => Err(MappingProblem::TargetNotFound(label(name))),
+            },
         }
     }
 
