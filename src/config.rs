@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::crd::{ALERT_FIELD_PATH_MAX_CHARS, ALERT_FIELD_PATH_PATTERN, SafetySpec};
-use crate::engine::parse_go_duration;
+use crate::engine::GoDuration;
 use crate::hris::HrisConfig;
 use crate::notify::NotifyConfig;
 use crate::opal::ClientConfig;
@@ -223,7 +223,7 @@ pub struct OpalSettings {
 pub struct SyncSettings {
     /// Go duration between syncs, e.g. `5m`.
     #[serde(default = "default_interval")]
-    pub interval: String,
+    pub interval: GoDuration,
     /// Each wait is shortened or lengthened by up to this share, so replicas and restarts do
     /// not sync in lockstep.
     #[serde(default = "default_jitter_percent")]
@@ -234,7 +234,7 @@ pub struct SyncSettings {
     /// How often Opal's audit events are read to catch changes made outside the operator
     /// between resyncs (Go duration; `0s` turns it off).
     #[serde(default = "default_events_poll_interval")]
-    pub events_poll_interval: String,
+    pub events_poll_interval: GoDuration,
 }
 
 impl Default for SyncSettings {
@@ -249,34 +249,24 @@ impl Default for SyncSettings {
 }
 
 impl SyncSettings {
-    /// The interval as a duration (validated by [`OperatorConfig::validate`]).
+    /// The interval between full syncs (validated by [`OperatorConfig::validate`]).
     pub fn interval(&self) -> Result<Duration, ConfigError> {
-        let parsed = parse_go_duration(&self.interval)
-            .map_err(|error| ConfigError::invalid("sync.interval", error))?;
-        let interval = parsed
-            .to_std()
-            .map_err(|error| ConfigError::invalid("sync.interval", error))?;
+        let interval = self.interval.to_std();
         if interval < Duration::from_secs(1) {
             return Err(ConfigError::invalid("sync.interval", "must be at least 1s"));
         }
         Ok(interval)
     }
 
-    /// The events poll interval; `None` when turned off (validated by
-    /// [`OperatorConfig::validate`]).
-    pub fn events_poll_interval(&self) -> Result<Option<Duration>, ConfigError> {
-        let field = "sync.eventsPollInterval";
-        let parsed = parse_go_duration(&self.events_poll_interval)
-            .map_err(|error| ConfigError::invalid(field, error))?;
-        let poll = parsed
-            .to_std()
-            .map_err(|error| ConfigError::invalid(field, error))?;
-        Ok((!poll.is_zero()).then_some(poll))
+    /// The events poll interval; `None` when turned off.
+    pub fn events_poll_interval(&self) -> Option<Duration> {
+        let poll = self.events_poll_interval.to_std();
+        (!poll.is_zero()).then_some(poll)
     }
 }
 
-fn default_events_poll_interval() -> String {
-    "30s".to_owned()
+fn default_events_poll_interval() -> GoDuration {
+    GoDuration::from_secs(30)
 }
 
 fn default_operator_namespace() -> String {
@@ -291,8 +281,8 @@ fn default_max_body_bytes() -> usize {
     1024 * 1024
 }
 
-fn default_interval() -> String {
-    "5m".to_owned()
+fn default_interval() -> GoDuration {
+    GoDuration::from_secs(300)
 }
 
 fn default_jitter_percent() -> u8 {
@@ -338,7 +328,6 @@ impl OperatorConfig {
             .validate()
             .map_err(|error| ConfigError::invalid("hris", error))?;
         self.sync.interval()?;
-        self.sync.events_poll_interval()?;
         if self.sync.jitter_percent > 50 {
             return Err(ConfigError::invalid(
                 "sync.jitterPercent",
@@ -440,8 +429,8 @@ safetyDefaults:
         assert_eq!(config.sync.interval().ok(), Some(Duration::from_secs(600)));
         assert_eq!(config.sync.jitter_percent, 10);
         assert_eq!(
-            config.sync.events_poll_interval().ok(),
-            Some(Some(Duration::from_secs(30)))
+            config.sync.events_poll_interval(),
+            Some(Duration::from_secs(30))
         );
         assert!(config.notify.is_none());
         let safety = config.safety_defaults.expect("safety defaults");
@@ -452,7 +441,7 @@ safetyDefaults:
     fn the_events_poll_turns_off_with_zero_and_rejects_nonsense() {
         let off = VALID.replace("interval: 10m", "interval: 10m\n  eventsPollInterval: 0s");
         let config = OperatorConfig::from_yaml_str(&off).expect("valid config");
-        assert_eq!(config.sync.events_poll_interval().ok(), Some(None));
+        assert_eq!(config.sync.events_poll_interval(), None);
         let bad = VALID.replace("interval: 10m", "interval: 10m\n  eventsPollInterval: soon");
         assert!(error_of(&bad).contains("sync.eventsPollInterval"));
     }

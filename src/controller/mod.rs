@@ -332,7 +332,7 @@ pub async fn run_on(
             sync::run_sync_loop(sync_context, requests, leadership, timing).await;
         }
     };
-    let events_poll = config.sync.events_poll_interval()?;
+    let events_poll = config.sync.events_poll_interval();
     let events_feed = {
         let opal = report_context.opal.clone();
         let trigger = trigger.clone();

@@ -1,6 +1,10 @@
 //! Go-style durations (`90m`, `1h30m`, `72h`), the format the CRDs' CEL rules accept.
 
+use std::fmt;
+use std::str::FromStr;
+
 use chrono::Duration;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why a duration string is not a Go duration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -8,6 +12,69 @@ use chrono::Duration;
 pub struct DurationError {
     input: String,
     problem: &'static str,
+}
+
+/// A Go duration read once where it enters (config files, specs): its value, and the text as
+/// written for messages and round trips.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoDuration {
+    text: String,
+    value: Duration,
+}
+
+impl GoDuration {
+    /// Whole seconds, written in the largest unit that divides them (`300` is `5m`).
+    pub fn from_secs(secs: u32) -> Self {
+        let text = match secs {
+            0 => "0s".to_owned(),
+            s if s % 3600 == 0 => format!("{}h", s / 3600),
+            s if s % 60 == 0 => format!("{}m", s / 60),
+            s => format!("{s}s"),
+        };
+        Self {
+            text,
+            value: Duration::seconds(i64::from(secs)),
+        }
+    }
+
+    pub fn value(&self) -> Duration {
+        self.value
+    }
+
+    /// As a `std` duration; never negative, since the parser accepts no sign.
+    pub fn to_std(&self) -> std::time::Duration {
+        self.value.to_std().unwrap_or_default()
+    }
+}
+
+impl FromStr for GoDuration {
+    type Err = DurationError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self {
+            value: parse_go_duration(text)?,
+            text: text.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for GoDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for GoDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for GoDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Parses a non-negative Go duration: one or more `<number><unit>` parts with units `ns`,
@@ -78,5 +145,21 @@ mod tests {
         for bad in ["", "3d", "h", "10", "1h-5m", "soon", "1e400h"] {
             assert!(parse_go_duration(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn a_duration_reads_once_and_keeps_its_text() {
+        let read: GoDuration = serde_json::from_str("\"1h30m\"").expect("valid");
+        assert_eq!(read.value(), Duration::minutes(90));
+        assert_eq!(read.to_std(), std::time::Duration::from_secs(5400));
+        assert_eq!(
+            serde_json::to_string(&read).expect("serializes"),
+            "\"1h30m\""
+        );
+        let error = serde_json::from_str::<GoDuration>("\"soon\"").expect_err("not a duration");
+        assert!(error.to_string().contains("not a duration"), "{error}");
+        assert_eq!(GoDuration::from_secs(300).to_string(), "5m");
+        assert_eq!(GoDuration::from_secs(7200).to_string(), "2h");
+        assert_eq!(GoDuration::from_secs(45).to_string(), "45s");
     }
 }

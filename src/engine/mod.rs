@@ -10,7 +10,7 @@ mod rules;
 mod selector;
 mod world;
 
-pub use duration::{DurationError, parse_go_duration};
+pub use duration::{DurationError, GoDuration, parse_go_duration};
 pub use employee::{Employee, EmploymentStatus};
 pub use plan::{
     BreakerFinding, Cause, LockdownFindings, MappingFindings, MappingProblem, Operation, Plan,
