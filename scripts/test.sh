@@ -51,13 +51,13 @@ section "Format (cargo fmt --check)"
 run cargo fmt --all -- --check
 
 section "Lint (cargo clippy -D warnings)"
-run cargo clippy --all-targets -- -D warnings
+run cargo clippy --workspace --all-targets -- -D warnings
 
-# One run covers unit, property and integration tests plus tests/e2e.rs, which starts its own
+# One run covers every crate's unit and property tests, the integration tests and tests/e2e.rs, which starts its own
 # etcd + kube-apiserver for the duration of that binary. Benchmarks are compiled below and
 # measured separately (BENCHMARKS.md): run as tests in a debug build they only cost time.
 section "Tests: unit, property, integration, end-to-end"
-run cargo test --lib --bins --tests
+run cargo test --workspace --lib --bins --tests
 
 # The operator's end-to-end trials once more, the operator authenticated as the Helm chart's
 # ServiceAccount (its Role/ClusterRole, a TokenRequest token, RBAC on): a verb the chart lacks
@@ -66,7 +66,7 @@ section "End-to-end as the chart's ServiceAccount"
 run env OPAL_OPERATOR_E2E_IDENTITY=chart cargo test --test e2e -- operator::
 
 section "Doctests"
-run cargo test --doc
+run cargo test --workspace --doc
 
 # The bench targets are built with the test profile, reusing the test build above: this proves
 # they compile and link without a release build of everything (about ten minutes on 2 cores).

@@ -4,3 +4,6 @@
 pub mod hris;
 pub mod notify;
 pub mod opal;
+
+// The operator's own records the simulators produce or read (employees, secret references).
+use opal_operator_core::{hris as operator_hris, secret};

@@ -7,7 +7,7 @@ use chrono::{Days, NaiveDate};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::hris::{Employee, EmploymentStatus};
+use crate::operator_hris::{Employee, EmploymentStatus};
 
 const DEPARTMENTS: &[(&str, &str, &[&str])] = &[
     (

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use super::*;
-use crate::engine::{Employee, EmploymentStatus};
+use crate::{Employee, EmploymentStatus};
 
 pub(crate) const NS: &str = "opal-system";
 

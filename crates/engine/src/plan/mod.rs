@@ -24,7 +24,7 @@ use super::rules::{
 };
 use super::selector::CompiledSelector;
 use super::world::{HrState, ObjectKey, World};
-use crate::engine::{Employee, EmploymentStatus};
+use crate::{Employee, EmploymentStatus};
 
 use lockdowns::Locks;
 pub use output::*;

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use super::control::{CallCounts, Control, FaultRates, HrisFault, Server};
 use super::roster::Roster;
-use crate::hris::{
+use crate::operator_hris::{
     ColumnMapping, Employee, EmploymentStatus, HrisError, HttpConfig, InvalidRowPolicy,
     WorkdayConfig, WorkdayCredentials, WorkdayReportConfig,
 };

@@ -32,8 +32,8 @@ pub struct Operation {
 }
 
 impl Operation {
-    pub fn grant_key(&self) -> crate::engine::GrantKey {
-        crate::engine::GrantKey {
+    pub fn grant_key(&self) -> crate::GrantKey {
+        crate::GrantKey {
             kind: self.kind,
             target_id: self.target_id.clone(),
             user_id: self.user_id.clone(),

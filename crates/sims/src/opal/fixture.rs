@@ -1,5 +1,5 @@
 //! The organisation a simulator starts with, read from YAML or JSON (see the module documentation
-//! of [`crate::sim::opal`] for the format) or generated for benchmarks.
+//! of [`crate::opal`] for the format) or generated for benchmarks.
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::hris::{Employee, EmploymentStatus};
+use crate::operator_hris::{Employee, EmploymentStatus};
 
 /// One person and when the record was created and last changed.
 #[derive(Clone, Debug)]

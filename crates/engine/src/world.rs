@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{RevokedGrant, TargetKind};
 use super::rules::{LockEnd, LockdownRules, MappingRules, PolicyRules};
-use crate::engine::Employee;
+use crate::Employee;
 
 /// Namespace and name of a custom resource.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

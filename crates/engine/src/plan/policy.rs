@@ -2,7 +2,7 @@
 //! tenancy rules that say which namespace may govern or lock which target.
 
 use super::*;
-use crate::engine::{OffboardingRules, TenancyGrant};
+use crate::{OffboardingRules, TenancyGrant};
 
 /// Merged from the AccessPolicies of the operator namespace.
 #[derive(Default)]
@@ -108,22 +108,18 @@ impl<'w> TenancyRules<'w> {
         }
     }
 
-    pub(super) fn permits(&self, namespace: &str, target: &crate::engine::OpalTarget) -> bool {
+    pub(super) fn permits(&self, namespace: &str, target: &crate::OpalTarget) -> bool {
         self.matching(namespace, target, false)
     }
 
-    pub(super) fn permits_lockdown(
-        &self,
-        namespace: &str,
-        target: &crate::engine::OpalTarget,
-    ) -> bool {
+    pub(super) fn permits_lockdown(&self, namespace: &str, target: &crate::OpalTarget) -> bool {
         self.matching(namespace, target, true)
     }
 
     pub(super) fn matching(
         &self,
         namespace: &str,
-        target: &crate::engine::OpalTarget,
+        target: &crate::OpalTarget,
         lockdown: bool,
     ) -> bool {
         self.rules.iter().any(|rule| {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use super::control::{CallCounts, Control, FaultRates, HrisFault, Server};
 use super::roster::{Roster, RosterChange, RosterEntry};
-use crate::hris::{
+use crate::operator_hris::{
     BambooHrConfig, BambooHrSnapshotMode, ColumnMapping, Employee, EmploymentStatus, HttpConfig,
     InvalidRowPolicy,
 };

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::tests::{NS, base_world, employee, mapping, now, tenancy, user};
 use super::*;
-use crate::engine::EmploymentStatus;
+use crate::EmploymentStatus;
 
 const DEPARTMENTS: [&str; 3] = ["Engineering", "Sales", "Finance"];
 const TARGETS: [(&str, &str, TargetKind, bool); 5] = [

@@ -1,5 +1,8 @@
 //! The reconcile engine. `plan(&World, now) -> Plan` is pure: no I/O and no clock reads. Reading
-//! Opal into a [`World`] and applying a [`Plan`] live in [`crate::reconcile`].
+//! Opal into a [`World`] and applying a [`Plan`] live in the operator's `reconcile` module; the
+//! custom resources become [`MappingRules`], [`PolicyRules`] and [`LockdownRules`] in its `crd`
+//! module. This crate depends on no Kubernetes, HTTP or async runtime crate, so the compiler
+//! keeps it that way.
 
 mod duration;
 mod employee;

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use super::plan::Planner;
 use super::records::{RevokedGrant, TargetKind};
 use super::world::{GrantKey, HrState, ObjectKey, World};
-use crate::engine::EmploymentStatus;
+use crate::EmploymentStatus;
 
 /// Why a recorded grant is not restored now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,8 +109,8 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::engine::Subject;
-    use crate::engine::tests::{base_world, lockdown, now};
+    use crate::Subject;
+    use crate::tests::{base_world, lockdown, now};
 
     fn revoked(user: &str, email: &str, target: &str) -> RevokedGrant {
         RevokedGrant {

@@ -2,7 +2,7 @@
 
 use regex::{Regex, RegexBuilder};
 
-use crate::engine::Employee;
+use crate::Employee;
 
 /// Why a selector cannot be used; `at` names the offending part of the spec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

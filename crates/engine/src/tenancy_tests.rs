@@ -177,7 +177,7 @@ fn revocations_are_reported_only_on_mappings_permitted_to_govern_the_target() {
 fn an_unreadable_offboarding_delay_holds_offboarding() {
     let mut world = world_with_grants();
     if let HrState::Snapshot(employees) = &mut world.hr {
-        employees[0].status = crate::engine::EmploymentStatus::Terminated;
+        employees[0].status = crate::EmploymentStatus::Terminated;
     }
     let mut spec = tenancy();
     // As the edge reads `after: "3 days"`.

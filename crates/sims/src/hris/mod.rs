@@ -1,5 +1,5 @@
 //! Simulators of the Workday and BambooHR wire formats, served over HTTP on loopback, seeded from
-//! the operator's own [`Employee`](crate::hris::Employee) list.
+//! the operator's own [`Employee`](crate::operator_hris::Employee) list.
 //!
 //! Both share: a [`Roster`] tests change while the server runs (hire, change title, terminate,
 //! delete), per-route [`CallCounts`], scripted or random faults ([`HrisFault`]: 429 and 503 with

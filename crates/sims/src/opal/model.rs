@@ -1099,7 +1099,7 @@ fn merge_path(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::opal::fixture::{
+    use crate::opal::fixture::{
         FixtureGroup, FixtureGroupResource, FixtureMembership, FixtureResource,
         FixtureResourceGrant, FixtureUser, OrgFixture,
     };
