@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use opal_operator::sim::hris::{generate_employees, workday::{WorkdaySim, WorkdaySimConfig}};
+//! use opal_sims::hris::{generate_employees, workday::{WorkdaySim, WorkdaySimConfig}};
 //! let sim = WorkdaySim::start(generate_employees(300, 1), WorkdaySimConfig::default()).await?;
 //! let config = sim.client_config(); // baseUrl, tenant, report and its column aliases
 //! # drop(config);

@@ -4,8 +4,8 @@
 //! checks every response it gives against that spec.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), opal_operator::sim::opal::SimError> {
-//! use opal_operator::sim::opal::{OrgFixture, RunningOpalSim, SimConfig};
+//! # async fn demo() -> Result<(), opal_sims::opal::SimError> {
+//! use opal_sims::opal::{OrgFixture, RunningOpalSim, SimConfig};
 //! let fixture = OrgFixture::from_path("examples/opal-sim-fixture.yaml")?;
 //! let sim = RunningOpalSim::start(fixture, SimConfig::default()).await?;
 //! let base_url = sim.base_url(); // http://127.0.0.1:PORT/v1
