@@ -7,6 +7,8 @@ mod events;
 mod incidents;
 mod leader;
 mod lockdown;
+#[cfg(test)]
+mod mock_api;
 mod notifications;
 mod objects;
 mod opal_events;

@@ -145,3 +145,7 @@ where
     .await
     .map(|_| ())
 }
+
+#[cfg(test)]
+#[path = "role_mapping_tests.rs"]
+mod tests;

@@ -587,3 +587,6 @@ async fn restore(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+//! A scripted Kubernetes API for controller tests: the code under test talks to a real
+//! `kube::Client` over a mocked transport, and the test answers each request it makes in turn
+//! and sees exactly what was sent (method, path, query, body).
+
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::Value;
+use tower_test::mock::{self, Handle};
+
+use super::events::EventSink;
+use super::objects::Stores;
+use super::opal_events::OwnWrites;
+use super::sync::SyncContext;
+use crate::hris::{HrSource, HrisConfig};
+use crate::metrics::Metrics;
+use crate::opal::{ApiToken, Client as OpalClient, ClientConfig};
+use crate::standalone::Sources;
+
+pub(crate) const OPERATOR_NAMESPACE: &str = "opal-system";
+
+/// One request as the API saw it.
+#[derive(Debug)]
+pub(crate) struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub body: Value,
+}
+
+pub(crate) struct MockApi {
+    handle: Handle<Request<Body>, Response<Body>>,
+}
+
+/// A client whose every request the returned [`MockApi`] answers.
+pub(crate) fn client() -> (kube::Client, MockApi) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    (
+        kube::Client::new(service, OPERATOR_NAMESPACE),
+        MockApi { handle },
+    )
+}
+
+impl MockApi {
+    /// Waits for the next request and answers it with `status` and `body`.
+    pub(crate) async fn answer(&mut self, status: u16, body: Value) -> Seen {
+        let (request, reply) = self
+            .handle
+            .next_request()
+            .await
+            .expect("the code under test makes another request");
+        let method = request.method().to_string();
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().unwrap_or_default().to_owned();
+        let bytes = request
+            .into_body()
+            .collect_bytes()
+            .await
+            .expect("request body");
+        let body_sent = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON request body")
+        };
+        reply.send_response(
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&body).expect("JSON answer")))
+                .expect("response"),
+        );
+        Seen {
+            method,
+            path,
+            query,
+            body: body_sent,
+        }
+    }
+
+    /// True once every client is dropped without another request: nothing more was sent.
+    pub(crate) async fn no_more_requests(mut self) -> bool {
+        self.handle.next_request().await.is_none()
+    }
+}
+
+/// A Kubernetes `Status` answer.
+pub(crate) fn status_answer(code: u16, reason: &str) -> Value {
+    serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": reason, "reason": reason, "code": code,
+    })
+}
+
+/// An Opal client pointing at a closed loopback port: a test that expects no Opal call fails
+/// loudly if one is made.
+pub(crate) fn unreachable_opal() -> OpalClient {
+    OpalClient::new(
+        ClientConfig {
+            base_url: "http://127.0.0.1:9/v1".to_owned(),
+            ..ClientConfig::default()
+        },
+        ApiToken::new("test-token").expect("token"),
+    )
+    .expect("Opal client")
+}
+
+/// A sync context on `kube` with an [`unreachable_opal`] client and an HR file nobody reads.
+pub(crate) fn sync_context(kube: kube::Client) -> SyncContext {
+    let hr: HrisConfig =
+        serde_yaml::from_str("{source: file, location: /nonexistent/employees.csv}")
+            .expect("HR config");
+    let opal = unreachable_opal();
+    let stores = Stores {
+        role_mappings: kube::runtime::reflector::store().0,
+        access_policies: kube::runtime::reflector::store().0,
+        lockdowns: kube::runtime::reflector::store().0,
+        review_schedules: kube::runtime::reflector::store().0,
+    };
+    SyncContext {
+        kube: kube.clone(),
+        sources: Sources {
+            hr: HrSource::from_config(&hr).expect("HR source"),
+            opal,
+            concurrency: 2,
+            operator_namespace: OPERATOR_NAMESPACE.to_owned(),
+            safety_defaults: None,
+        },
+        stores,
+        metrics: std::sync::Arc::new(Metrics::new()),
+        events: EventSink::new(kube, "test"),
+        views: tokio::sync::watch::channel(None).0,
+        notifier: None,
+        own_writes: OwnWrites::default(),
+    }
+}
