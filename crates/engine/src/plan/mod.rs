@@ -5,11 +5,13 @@
 //! ([`Planner::update_employee`]); global parts (indexes, tenancy, lockdowns, merged policy)
 //! are prepared once.
 
+mod assemble;
 mod lockdowns;
 mod output;
 mod policy;
 mod report;
 mod resolve;
+mod user;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -401,7 +403,7 @@ impl<'w> Planner<'w> {
         }
     }
 
-    fn employee(&self, index: usize) -> &Employee {
+    pub(super) fn employee(&self, index: usize) -> &Employee {
         self.changed_employees
             .get(&index)
             .unwrap_or_else(|| &self.employees[index])
@@ -459,265 +461,6 @@ impl<'w> Planner<'w> {
             if user.is_none() {
                 self.unmatched[mapping as usize].insert(index);
             }
-        }
-    }
-
-    /// Mappings whose selector matches `employee` while it is eligible for birthright access.
-    fn matching_mappings(&self, employee: &Employee) -> Vec<MappingIdx> {
-        let terminated_but_not_due =
-            employee.status == EmploymentStatus::Terminated && !self.offboarding_due(employee);
-        if employee.status != EmploymentStatus::Active && !terminated_but_not_due {
-            return Vec::new();
-        }
-        let mut candidates: Vec<MappingIdx> = self.unhinted.clone();
-        for (key, by_value) in &self.hinted {
-            if let Some(value) = employee.attribute(key)
-                && let Some(mappings) = by_value.get(&value.to_lowercase())
-            {
-                candidates.extend_from_slice(mappings);
-            }
-        }
-        candidates.sort_unstable();
-        candidates.dedup();
-        candidates.retain(|&index| {
-            let mapping = &self.mappings[index as usize];
-            let started = employee.start_date.is_none_or(|start| {
-                start - chrono::Duration::days(mapping.pre_start_days) <= self.today
-            });
-            started
-                && mapping
-                    .selector
-                    .as_ref()
-                    .is_some_and(|selector| selector.matches(employee))
-        });
-        candidates
-    }
-
-    fn offboarding_due(&self, employee: &Employee) -> bool {
-        if employee.status != EmploymentStatus::Terminated {
-            return false;
-        }
-        if !self.policy.invalid_offboarding.is_empty() {
-            // An offboarding rule nobody can read is no reason to revoke at once: hold until
-            // it is fixed.
-            return false;
-        }
-        let Some(offboarding) = &self.policy.offboarding else {
-            return true;
-        };
-        let Some(date) = employee.termination_date else {
-            return true;
-        };
-        let start_of_day = date.and_time(chrono::NaiveTime::MIN).and_utc();
-        match offboarding.when {
-            OffboardingWhen::Immediately => true,
-            OffboardingWhen::OnTerminationDate => self.now >= start_of_day,
-            OffboardingWhen::After(delay) => self.now >= start_of_day + delay,
-        }
-    }
-
-    /// Desired versus actual for one Opal user.
-    fn user_outcome(&self, user: UserIdx) -> UserOutcome {
-        let mut outcome = UserOutcome::default();
-        let employees = &self.employees_of_user[user as usize];
-        let mut desired: FxHashMap<(TargetIdx, LevelIdx), Vec<MappingIdx>> = FxHashMap::default();
-        for &employee in employees {
-            for &mapping in &self.employee_matches[employee] {
-                for &(target, level) in &self.mappings[mapping as usize].grants {
-                    if self.locks.lock_for(user, target).is_some() {
-                        continue;
-                    }
-                    let contributors = desired.entry((target, level)).or_default();
-                    if !contributors.contains(&mapping) {
-                        contributors.push(mapping);
-                    }
-                }
-            }
-        }
-        let mut counts: FxHashMap<MappingIdx, MappingCounts> = FxHashMap::default();
-        let actual = &self.grants_by_user[user as usize];
-        let held: FxHashSet<(TargetIdx, LevelIdx)> =
-            actual.iter().map(|&(t, l, _)| (t, l)).collect();
-
-        for (&(target, level), contributors) in &desired {
-            let present = held.contains(&(target, level));
-            for &mapping in contributors {
-                let entry = counts.entry(mapping).or_default();
-                entry.desired += 1;
-                if present {
-                    entry.actual += 1;
-                } else {
-                    entry.to_grant += 1;
-                }
-            }
-            if !present {
-                let enforcing = contributors
-                    .iter()
-                    .copied()
-                    .find(|&m| self.mappings[m as usize].enforced);
-                outcome.ops.push(PlannedOp {
-                    action: ChangeAction::Grant,
-                    target,
-                    level,
-                    cause: CauseIdx::Mapping(enforcing.unwrap_or(contributors[0])),
-                    enforced: enforcing.is_some(),
-                });
-            }
-        }
-
-        let offboarding = self.hr_failed.is_none()
-            && !employees.is_empty()
-            && employees
-                .iter()
-                .all(|&e| self.offboarding_due(self.employee(e)))
-            && self.policy.offboarding.is_some();
-        let offboard_all = self
-            .policy
-            .offboarding
-            .is_some_and(|o| o.scope == OffboardingScope::All);
-        let protected = self.protected_users.contains(&user);
-        for &(target, level, time_bound) in actual {
-            if let Some(lockdown) = self.locks.lock_for(user, target) {
-                outcome.ops.push(PlannedOp {
-                    action: ChangeAction::Revoke,
-                    target,
-                    level,
-                    cause: CauseIdx::Lockdown(lockdown),
-                    enforced: true,
-                });
-                continue;
-            }
-            if desired.contains_key(&(target, level)) || self.hr_failed.is_some() || protected {
-                continue;
-            }
-            let governance = &self.governance[target as usize];
-            let derived = self.world.opal.targets[target as usize].derived_membership;
-            let op = if offboarding && !derived && (offboard_all || !governance.mappings.is_empty())
-            {
-                Some((CauseIdx::Offboarding, true))
-            } else if governance.authoritative
-                && !time_bound
-                && !governance.exceptions.contains(&user)
-            {
-                Some((CauseIdx::Unwanted, governance.enforced))
-            } else {
-                None
-            };
-            if let Some((cause, enforced)) = op {
-                outcome.ops.push(PlannedOp {
-                    action: ChangeAction::Revoke,
-                    target,
-                    level,
-                    cause,
-                    enforced,
-                });
-                for &mapping in &governance.mappings {
-                    if self.mappings[mapping as usize].authoritative
-                        || cause == CauseIdx::Offboarding
-                    {
-                        counts.entry(mapping).or_default().to_revoke += 1;
-                    }
-                }
-            }
-        }
-        outcome.counts = counts.into_iter().collect();
-        outcome
-    }
-
-    fn operation(&self, user: UserIdx, op: &PlannedOp) -> Operation {
-        let target = &self.world.opal.targets[op.target as usize];
-        let opal_user = &self.world.opal.users[user as usize];
-        Operation {
-            action: op.action,
-            kind: target.kind,
-            target_id: target.id.clone(),
-            target_name: target.name.clone(),
-            user_id: opal_user.id.clone(),
-            user_email: opal_user.email.clone(),
-            access_level_remote_id: self.levels[op.level as usize].clone(),
-            cause: match op.cause {
-                CauseIdx::Mapping(mapping) => {
-                    Cause::Mapping(self.mappings[mapping as usize].key.clone())
-                }
-                CauseIdx::Unwanted => Cause::Unwanted,
-                CauseIdx::Offboarding => Cause::Offboarding,
-                CauseIdx::Lockdown(lockdown) => {
-                    Cause::Lockdown(self.world.lockdowns[lockdown as usize].key.clone())
-                }
-            },
-        }
-    }
-
-    /// Assembles the global plan from the per-user outcomes.
-    pub fn plan(&self) -> Plan {
-        let mut planned: Vec<(UserIdx, PlannedOp)> = Vec::new();
-        for &user in &self.users_with_ops {
-            planned.extend(
-                self.outcomes[user as usize]
-                    .ops
-                    .iter()
-                    .map(|op| (user, *op)),
-            );
-        }
-        // Lockdown revocations first (an incident cannot wait), then grants, then other
-        // revocations; within each, by target and user. Sorting on indexes keeps this cheap.
-        planned.sort_unstable_by_key(|(user, op)| {
-            let phase: u8 = match (op.cause, op.action) {
-                (CauseIdx::Lockdown(_), _) => 0,
-                (_, ChangeAction::Grant) => 1,
-                (_, ChangeAction::Revoke) => 2,
-            };
-            (phase, op.target, *user, op.level)
-        });
-
-        let hr_gate = self.hr_gate();
-        let built: Vec<Operation> = planned
-            .iter()
-            .map(|(user, op)| self.operation(*user, op))
-            .collect();
-        let subject_to_breaker = |op: &PlannedOp| {
-            op.enforced
-                && op.action == ChangeAction::Revoke
-                && !matches!(op.cause, CauseIdx::Lockdown(_))
-        };
-        let breaker_governed: Vec<&Operation> = planned
-            .iter()
-            .zip(&built)
-            .filter(|((_, op), _)| subject_to_breaker(op))
-            .map(|(_, operation)| operation)
-            .collect();
-        let revocation_hash = revocation_hash(&breaker_governed);
-        let breaker = self.breaker(breaker_governed.len(), &revocation_hash);
-
-        let mappings = self.mapping_findings(&planned, &built);
-        let mut operations = Vec::new();
-        let mut withheld = Vec::new();
-        for ((_, op), operation) in planned.iter().zip(built) {
-            let verdict = if !op.enforced {
-                Some(Withheld::Observe)
-            } else if subject_to_breaker(op) && hr_gate.is_some() {
-                Some(Withheld::HrGate)
-            } else if subject_to_breaker(op) && breaker.tripped && !breaker.approved {
-                Some(Withheld::Breaker)
-            } else {
-                None
-            };
-            match verdict {
-                Some(reason) => withheld.push((operation, reason)),
-                None => operations.push(operation),
-            }
-        }
-
-        Plan {
-            mappings,
-            governing: self.governing(),
-            policies: self.policy_findings(),
-            lockdowns: self.lockdown_findings_with_pending(&planned),
-            operations,
-            withheld,
-            revocation_hash,
-            breaker,
-            hr_gate,
         }
     }
 }
