@@ -53,17 +53,10 @@ fn view_of(object: &RoleMapping, to_revoke: usize) -> SyncView {
             ..MappingFindings::default()
         },
     );
-    SyncView {
-        finished_at: Utc::now(),
-        fingerprints: BTreeMap::from([((Kind::RoleMapping, key), fingerprint(object))]),
-        plan: Arc::new(plan),
-        mapping_failures: BTreeMap::new(),
-        lockdown_failures: BTreeMap::new(),
-        hr_error: None,
-        error: None,
-        breaker_tripped_at: None,
-        notifications: None,
-    }
+    SyncView::of_plan(
+        plan,
+        BTreeMap::from([((Kind::RoleMapping, key), fingerprint(object))]),
+    )
 }
 
 struct Harness {

@@ -17,17 +17,7 @@ fn key() -> ObjectKey {
 fn view_with(findings: MappingFindings) -> SyncView {
     let mut plan = Plan::default();
     plan.mappings.insert(key(), findings);
-    SyncView {
-        finished_at: Utc::now(),
-        fingerprints: BTreeMap::new(),
-        plan: Arc::new(plan),
-        mapping_failures: BTreeMap::new(),
-        lockdown_failures: BTreeMap::new(),
-        hr_error: None,
-        error: None,
-        breaker_tripped_at: None,
-        notifications: None,
-    }
+    SyncView::of_plan(plan, BTreeMap::new())
 }
 
 fn enforced(to_grant: usize, to_revoke: usize) -> MappingFindings {

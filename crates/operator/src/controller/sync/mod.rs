@@ -132,6 +132,24 @@ pub struct SyncView {
     pub notifications: Option<Option<String>>,
 }
 
+#[cfg(test)]
+impl SyncView {
+    /// A clean view of `plan`, for tests of what reads views.
+    pub fn of_plan(plan: Plan, fingerprints: BTreeMap<(Kind, ObjectKey), String>) -> Self {
+        Self {
+            finished_at: Utc::now(),
+            fingerprints,
+            plan: Arc::new(plan),
+            mapping_failures: BTreeMap::new(),
+            lockdown_failures: BTreeMap::new(),
+            hr_error: None,
+            error: None,
+            breaker_tripped_at: None,
+            notifications: None,
+        }
+    }
+}
+
 /// A sync that could not complete.
 #[derive(Clone, Debug)]
 pub struct SyncFailure {
