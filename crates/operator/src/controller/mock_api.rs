@@ -4,6 +4,7 @@
 
 use http::{Request, Response};
 use kube::client::Body;
+use kube::runtime::{reflector, watcher};
 use serde_json::Value;
 use tower_test::mock::{self, Handle};
 
@@ -11,6 +12,7 @@ use super::events::EventSink;
 use super::objects::Stores;
 use super::opal_events::OwnWrites;
 use super::sync::SyncContext;
+use crate::crd::Lockdown;
 use crate::hris::{HrSource, HrisConfig};
 use crate::metrics::Metrics;
 use crate::opal::{ApiToken, Client as OpalClient, ClientConfig};
@@ -25,6 +27,38 @@ pub(crate) struct Seen {
     pub path: String,
     pub query: String,
     pub body: Value,
+}
+
+impl Seen {
+    async fn of(request: Request<Body>) -> Self {
+        let method = request.method().to_string();
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().unwrap_or_default().to_owned();
+        let bytes = request
+            .into_body()
+            .collect_bytes()
+            .await
+            .expect("request body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON request body")
+        };
+        Self {
+            method,
+            path,
+            query,
+            body,
+        }
+    }
+}
+
+fn answer(status: u16, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(body).expect("JSON answer")))
+        .expect("response")
 }
 
 pub(crate) struct MockApi {
@@ -48,32 +82,22 @@ impl MockApi {
             .next_request()
             .await
             .expect("the code under test makes another request");
-        let method = request.method().to_string();
-        let path = request.uri().path().to_owned();
-        let query = request.uri().query().unwrap_or_default().to_owned();
-        let bytes = request
-            .into_body()
-            .collect_bytes()
-            .await
-            .expect("request body");
-        let body_sent = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("JSON request body")
-        };
-        reply.send_response(
-            Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(Body::from(serde_json::to_vec(&body).expect("JSON answer")))
-                .expect("response"),
-        );
-        Seen {
-            method,
-            path,
-            query,
-            body: body_sent,
+        let seen = Seen::of(request).await;
+        reply.send_response(answer(status, &body));
+        seen
+    }
+
+    /// Answers every request through `route` until every client is dropped, and returns what
+    /// was asked, in order. `route` sees each request before it is answered.
+    pub(crate) async fn serve(mut self, mut route: impl FnMut(&Seen) -> (u16, Value)) -> Vec<Seen> {
+        let mut seen = Vec::new();
+        while let Some((request, reply)) = self.handle.next_request().await {
+            let request = Seen::of(request).await;
+            let (status, body) = route(&request);
+            reply.send_response(answer(status, &body));
+            seen.push(request);
         }
+        seen
     }
 
     /// True once every client is dropped without another request: nothing more was sent.
@@ -103,17 +127,30 @@ pub(crate) fn unreachable_opal() -> OpalClient {
     .expect("Opal client")
 }
 
-/// A sync context on `kube` with an [`unreachable_opal`] client and an HR file nobody reads.
+/// A sync context on `kube` with an [`unreachable_opal`] client, empty caches and an HR file
+/// nobody reads.
 pub(crate) fn sync_context(kube: kube::Client) -> SyncContext {
+    sync_context_with(kube, unreachable_opal(), Vec::new())
+}
+
+/// A sync context on `kube` and `opal` whose Lockdown cache holds `lockdowns`.
+pub(crate) fn sync_context_with(
+    kube: kube::Client,
+    opal: OpalClient,
+    lockdowns: Vec<Lockdown>,
+) -> SyncContext {
     let hr: HrisConfig =
         serde_yaml::from_str("{source: file, location: /nonexistent/employees.csv}")
             .expect("HR config");
-    let opal = unreachable_opal();
+    let (lockdown_store, mut writer) = reflector::store();
+    for lockdown in lockdowns {
+        writer.apply_watcher_event(&watcher::Event::Apply(lockdown));
+    }
     let stores = Stores {
-        role_mappings: kube::runtime::reflector::store().0,
-        access_policies: kube::runtime::reflector::store().0,
-        lockdowns: kube::runtime::reflector::store().0,
-        review_schedules: kube::runtime::reflector::store().0,
+        role_mappings: reflector::store().0,
+        access_policies: reflector::store().0,
+        lockdowns: lockdown_store,
+        review_schedules: reflector::store().0,
     };
     SyncContext {
         kube: kube.clone(),

@@ -438,3 +438,6 @@ async fn targeted_sync(context: &SyncContext, state: &mut LoopState, batch: &Bat
     )
     .await
 }
+
+#[cfg(test)]
+mod tests;
