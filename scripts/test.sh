@@ -63,7 +63,7 @@ run cargo test --workspace --lib --bins --tests
 # ServiceAccount (its Role/ClusterRole, a TokenRequest token, RBAC on): a verb the chart lacks
 # fails a trial here.
 section "End-to-end as the chart's ServiceAccount"
-run env OPAL_OPERATOR_E2E_IDENTITY=chart cargo test --test e2e -- operator::
+run env OPAL_OPERATOR_E2E_IDENTITY=chart cargo test --workspace --test e2e -- operator::
 
 section "Doctests"
 run cargo test --workspace --doc
@@ -72,7 +72,7 @@ run cargo test --workspace --doc
 # they compile and link without a release build of everything (about ten minutes on 2 cores).
 # Figures come from `cargo bench` proper (BENCHMARKS.md).
 section "Benchmarks compile"
-run cargo test --benches --no-run
+run cargo test --workspace --benches --no-run
 
 section "All tiers passed"
 echo "total: ${SECONDS}s"
