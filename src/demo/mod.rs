@@ -17,6 +17,7 @@
 
 mod narrate;
 mod notify;
+mod scenes;
 mod story;
 mod world;
 
