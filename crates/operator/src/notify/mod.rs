@@ -53,6 +53,7 @@
 
 mod channel;
 mod config;
+mod desk;
 mod email;
 mod error;
 mod http;
