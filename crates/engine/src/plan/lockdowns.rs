@@ -80,7 +80,7 @@ impl Planner<'_> {
                 .filter_map(|email| self.user_by_email.get(&email.to_lowercase()).copied())
                 .collect();
             for subject in &rules.subjects {
-                let user = match subject {
+                let (user, missing) = match subject {
                     Subject::Target(target) => {
                         match resolver.resolve(target) {
                             Ok(target) if !reach.covers(target) => {
@@ -98,20 +98,28 @@ impl Planner<'_> {
                         }
                         continue;
                     }
-                    Subject::Email(email) => self.user_by_email.get(&email.to_lowercase()).copied(),
-                    Subject::OpalUserId(id) => user_by_id.get(id.as_str()).copied(),
-                    Subject::HrisId(hris_id) => self
-                        .employee_index
-                        .get(hris_id)
-                        .map(|&index| self.employee(index))
-                        .and_then(|employee| {
-                            self.user_by_email
-                                .get(&employee.email.to_lowercase())
-                                .copied()
-                        }),
+                    Subject::Email(email) => (
+                        self.user_by_email.get(&email.to_lowercase()).copied(),
+                        format!("user {email} has no Opal account"),
+                    ),
+                    Subject::OpalUserId(id) => (
+                        user_by_id.get(id.as_str()).copied(),
+                        format!("Opal user {id} does not exist"),
+                    ),
+                    Subject::HrisId(hris_id) => (
+                        self.employee_index
+                            .get(hris_id)
+                            .map(|&index| self.employee(index))
+                            .and_then(|employee| {
+                                self.user_by_email
+                                    .get(&employee.email.to_lowercase())
+                                    .copied()
+                            }),
+                        format!("HR employee {hris_id} has no Opal account"),
+                    ),
                 };
                 let Some(user) = user else {
-                    findings.unresolved_subjects.push(unresolved(subject));
+                    findings.unresolved_subjects.push(missing);
                     continue;
                 };
                 if scope_targets.as_ref().is_some_and(Vec::is_empty) {
@@ -157,14 +165,5 @@ impl Planner<'_> {
             }
         }
         findings.into_iter().collect()
-    }
-}
-
-fn unresolved(subject: &Subject) -> String {
-    match subject {
-        Subject::Email(email) => format!("user {email} has no Opal account"),
-        Subject::OpalUserId(id) => format!("Opal user {id} does not exist"),
-        Subject::HrisId(id) => format!("HR employee {id} has no Opal account"),
-        Subject::Target(_) => format!("{} cannot be resolved", subject.label()),
     }
 }

@@ -13,7 +13,7 @@ use kube::api::Api;
 
 use super::objects::key_of;
 use crate::crd::{AccessPolicy, ChangeAction, Lockdown, RevokedGrant, TargetKind};
-use crate::engine::{Cause, ObjectKey};
+use crate::engine::{Cause, ObjectKey, Subject};
 use crate::hris::Employee;
 use crate::metrics::Metrics;
 use crate::notify::{
@@ -153,24 +153,10 @@ impl Notifier {
             lockdown: object_ref("Lockdown", key),
             subjects: lockdown
                 .spec
+                .rules()
                 .subjects
                 .iter()
-                .filter_map(|s| {
-                    s.email
-                        .clone()
-                        .or_else(|| s.opal_user_id.clone())
-                        .or_else(|| s.hris_id.clone())
-                        .or_else(|| {
-                            s.group
-                                .as_ref()
-                                .and_then(|g| g.name.clone().or_else(|| g.id.clone()))
-                        })
-                        .or_else(|| {
-                            s.resource
-                                .as_ref()
-                                .and_then(|r| r.name.clone().or_else(|| r.id.clone()))
-                        })
-                })
+                .map(Subject::label)
                 .collect(),
             reason: lockdown.spec.reason.clone(),
             incident: lockdown.spec.incident.clone(),

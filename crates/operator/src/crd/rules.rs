@@ -112,16 +112,14 @@ impl RoleMappingSpec {
                     .ok()
             })
             .collect();
-        let pre_start_days = match self.pre_start_days.map(u32::try_from) {
+        let pre_start_days = match self.pre_start_days {
             None => 0,
-            Some(Ok(days)) => days,
-            Some(Err(_)) => {
+            Some(days) => u32::try_from(days).unwrap_or_else(|_| {
                 invalid.push(format!(
-                    "preStartDays {} is negative; grants wait for the start date",
-                    self.pre_start_days.unwrap_or_default()
+                    "preStartDays {days} is negative; grants wait for the start date"
                 ));
                 0
-            }
+            }),
         };
         MappingRules {
             selector: self.selector.compile(),

@@ -94,7 +94,7 @@ fn is_lifecycle_apply(seen: &mock_api::Seen) -> bool {
 #[tokio::test]
 async fn a_release_without_restore_marks_released_then_removes_the_record() {
     let (kube, mut api) = mock_api::client();
-    let context = sync_context(kube);
+    let context = mock_api::sync_context(kube);
     let object = lockdown(false, 2);
     let (world, granted) = (world(), BTreeSet::new());
     let release = release(&context, &object, &world, &granted, now());
@@ -124,7 +124,7 @@ async fn a_release_without_restore_marks_released_then_removes_the_record() {
 #[tokio::test]
 async fn a_forged_record_is_refused_and_the_lockdown_keeps_its_finalizer() {
     let (kube, mut api) = mock_api::client();
-    let context = sync_context(kube);
+    let context = mock_api::sync_context(kube);
     let object = lockdown(true, 1);
     let (world, granted) = (world(), BTreeSet::new());
     let release = release(&context, &object, &world, &granted, now());
@@ -163,7 +163,7 @@ async fn a_forged_record_is_refused_and_the_lockdown_keeps_its_finalizer() {
 #[tokio::test]
 async fn a_missing_record_with_revocations_recorded_fails_the_release() {
     let (kube, mut api) = mock_api::client();
-    let context = sync_context(kube);
+    let context = mock_api::sync_context(kube);
     let object = lockdown(true, 3);
     let (world, granted) = (world(), BTreeSet::new());
     let release = release(&context, &object, &world, &granted, now());
@@ -220,8 +220,4 @@ async fn appending_to_a_record_keeps_it_bound_and_free_of_duplicates() {
     drop(records);
     drop(kube);
     assert!(api.no_more_requests().await);
-}
-
-fn sync_context(kube: kube::Client) -> SyncContext {
-    mock_api::sync_context(kube)
 }
