@@ -74,12 +74,26 @@ pub(crate) fn client() -> (kube::Client, MockApi) {
     )
 }
 
+/// How long a test waits for the next request (or for every client to go) before it fails,
+/// so that a missing request fails the test instead of hanging it.
+const REQUEST_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+type Pending = Option<(
+    Request<Body>,
+    tower_test::mock::SendResponse<Response<Body>>,
+)>;
+
 impl MockApi {
+    async fn next(&mut self) -> Pending {
+        tokio::time::timeout(REQUEST_WAIT, self.handle.next_request())
+            .await
+            .expect("the code under test neither sent a request nor let go of its client")
+    }
+
     /// Waits for the next request and answers it with `status` and `body`.
     pub(crate) async fn answer(&mut self, status: u16, body: Value) -> Seen {
         let (request, reply) = self
-            .handle
-            .next_request()
+            .next()
             .await
             .expect("the code under test makes another request");
         let seen = Seen::of(request).await;
@@ -91,7 +105,7 @@ impl MockApi {
     /// was asked, in order. `route` sees each request before it is answered.
     pub(crate) async fn serve(mut self, mut route: impl FnMut(&Seen) -> (u16, Value)) -> Vec<Seen> {
         let mut seen = Vec::new();
-        while let Some((request, reply)) = self.handle.next_request().await {
+        while let Some((request, reply)) = self.next().await {
             let request = Seen::of(request).await;
             let (status, body) = route(&request);
             reply.send_response(answer(status, &body));
@@ -102,7 +116,7 @@ impl MockApi {
 
     /// True once every client is dropped without another request: nothing more was sent.
     pub(crate) async fn no_more_requests(mut self) -> bool {
-        self.handle.next_request().await.is_none()
+        self.next().await.is_none()
     }
 }
 
