@@ -8,6 +8,7 @@ mod duration;
 mod employee;
 mod plan;
 mod records;
+mod requests;
 mod restore;
 mod rules;
 mod selector;
@@ -19,7 +20,11 @@ pub use plan::{
     BreakerFinding, Cause, LockdownFindings, MappingFindings, MappingProblem, Operation, Plan,
     Planner, PolicyFindings, SAMPLE_LIMIT, Withheld, plan,
 };
-pub use records::{ChangeAction, PendingChange, RevokedGrant, TargetKind};
+pub use records::{ChangeAction, PendingChange, RevokedGrant, Sensitivity, TargetKind};
+pub use requests::{
+    BusinessWindow, OnCallAnswer, OnCallCondition, PolicyRequestRules, RequestConditions,
+    RequestDecision, RequestFacts, RequestRule, RequestVerdict, RequestedTarget, decide_request,
+};
 pub use restore::{RestoreDecision, RestoreDeferred, RestoreSkip, plan_restore};
 pub use rules::{
     Enforcement, GrantRule, LevelRef, LockEnd, LockScope, LockdownRules, MappingRules, Membership,

@@ -60,3 +60,15 @@ pub enum TargetKind {
     Group,
     Resource,
 }
+
+/// Opal risk sensitivity, lowest to highest: `None`, `Low`, `Medium`, `High`, `Critical`.
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+pub enum Sensitivity {
+    None,
+    Low,
+    Medium,
+    High,
+    Critical,
+}

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{AccessTarget, Condition, EmployeeSelector, TargetRef, optional_enum};
+use crate::engine::Sensitivity;
 
 /// Least privilege, just-in-time routing and safety rails.
 ///
@@ -190,8 +191,9 @@ pub struct RequestRule {
     pub route: Option<RouteSpec>,
 }
 
-/// `AutoApprove` approves in Opal, `Deny` denies in Opal, `Route` opens a ticket, incident or
-/// message and approves or denies in Opal when it resolves.
+/// `AutoApprove` approves in Opal (only for a requester HR lists as active), `Deny` denies in
+/// Opal, `Route` opens a ticket, incident or message and approves or denies in Opal when it
+/// resolves.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RequestAction {
     AutoApprove,
@@ -206,7 +208,7 @@ pub struct RequestMatch {
     /// HR attributes the requester must have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requester: Option<EmployeeSelector>,
-    /// The request must be for one of these targets.
+    /// Every requested target must be one of these (access levels are ignored here).
     #[serde(default)]
     #[schemars(length(max = 200))]
     pub targets: Vec<AccessTarget>,
@@ -232,18 +234,32 @@ pub struct RequestMatch {
     /// The request must arrive within these business hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub business_hours: Option<BusinessHours>,
+    /// The requester must be on call in PagerDuty when the rule is evaluated. A failed
+    /// lookup counts as not on call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_on_call: Option<OnCallMatch>,
 }
 
-/// Opal risk sensitivity, lowest to highest: `None`, `Low`, `Medium`, `High`, `Critical`.
-#[derive(
-    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
-)]
-pub enum Sensitivity {
-    None,
-    Low,
-    Medium,
-    High,
-    Critical,
+/// Being on call in PagerDuty: in any of the named escalation policies or schedules.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("size(self.escalationPolicyIds) + size(self.scheduleIds) > 0").message("name at least one escalation policy or schedule"))]
+pub struct OnCallMatch {
+    /// The PagerDuty channel in the operator config whose REST API key answers the lookup.
+    #[schemars(length(min = 1, max = 253))]
+    pub channel: String,
+    /// PagerDuty escalation policy IDs.
+    #[serde(default)]
+    #[schemars(length(max = 20), inner(length(min = 1, max = 64)))]
+    pub escalation_policy_ids: Vec<String>,
+    /// PagerDuty schedule IDs.
+    #[serde(default)]
+    #[schemars(length(max = 20), inner(length(min = 1, max = 64)))]
+    pub schedule_ids: Vec<String>,
+    /// Only the first N escalation levels count (1 is the first responder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 20))]
+    pub max_escalation_level: Option<i32>,
 }
 
 /// A weekly window in a time zone, such as Monday to Friday 09:00–17:00 Europe/Berlin.

@@ -16,7 +16,7 @@ pub use review_schedule::*;
 pub use role_mapping::*;
 
 /// Engine values the status of several kinds records as they are.
-pub use crate::engine::{ChangeAction, PendingChange, RevokedGrant, TargetKind};
+pub use crate::engine::{ChangeAction, PendingChange, RevokedGrant, Sensitivity, TargetKind};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -3,6 +3,10 @@
 //! most of these; manifests read from files for `plan` and `run --standalone` skipped it).
 
 use crate::engine::{
+    BusinessWindow, ObjectKey, OnCallCondition, PolicyRequestRules, RequestConditions,
+    RequestRule as EngineRequestRule, RequestVerdict,
+};
+use crate::engine::{
     CompiledSelector, Enforcement as EngineEnforcement, GrantRule, LevelRef, LockEnd, LockScope,
     LockdownRules, MappingRules, Membership, OffboardingRules,
     OffboardingScope as EngineOffboardingScope, OffboardingWhen, PolicyRules, Requirement,
@@ -11,10 +15,10 @@ use crate::engine::{
 };
 
 use super::{
-    AccessLevelRef, AccessPolicySpec, AccessTarget, EmployeeSelector, Enforcement,
+    AccessLevelRef, AccessPolicySpec, AccessTarget, BusinessHours, EmployeeSelector, Enforcement,
     LockdownScopeMode, LockdownSpec, LockdownSubject, MembershipMode, OffboardingScope,
-    OffboardingSpec, OffboardingTiming, RoleMappingSpec, SafetySpec, SelectorOperator, TargetRef,
-    TenancyRule,
+    OffboardingSpec, OffboardingTiming, RequestAction, RequestRule, RoleMappingSpec, SafetySpec,
+    SelectorOperator, TargetRef, TenancyRule, Weekday,
 };
 
 impl TargetRef {
@@ -211,7 +215,162 @@ impl TenancyRule {
     }
 }
 
+impl BusinessHours {
+    fn window(&self, at: &str) -> Result<BusinessWindow, String> {
+        let zone: chrono_tz::Tz = self.time_zone.parse().map_err(|_| {
+            format!(
+                "{at}.timeZone: {:?} is not an IANA time zone",
+                self.time_zone
+            )
+        })?;
+        let minute = |field: &str, text: &str| -> Result<u32, String> {
+            let (hours, minutes) = text
+                .split_once(':')
+                .and_then(|(h, m)| Some((h.parse::<u32>().ok()?, m.parse::<u32>().ok()?)))
+                .filter(|(h, m)| *m < 60 && (*h < 24 || (*h == 24 && *m == 0)))
+                .ok_or_else(|| format!("{at}.{field}: {text:?} is not HH:MM"))?;
+            Ok(hours * 60 + minutes)
+        };
+        let start_minute = minute("start", &self.start)?;
+        let end_minute = minute("end", &self.end)?;
+        if start_minute >= end_minute {
+            return Err(format!("{at}: start must be before end"));
+        }
+        if self.days.is_empty() {
+            return Err(format!("{at}.days: name at least one day"));
+        }
+        Ok(BusinessWindow {
+            zone,
+            days: self.days.iter().map(|day| day.to_chrono()).collect(),
+            start_minute,
+            end_minute,
+        })
+    }
+}
+
+impl Weekday {
+    fn to_chrono(self) -> chrono::Weekday {
+        match self {
+            Weekday::Mon => chrono::Weekday::Mon,
+            Weekday::Tue => chrono::Weekday::Tue,
+            Weekday::Wed => chrono::Weekday::Wed,
+            Weekday::Thu => chrono::Weekday::Thu,
+            Weekday::Fri => chrono::Weekday::Fri,
+            Weekday::Sat => chrono::Weekday::Sat,
+            Weekday::Sun => chrono::Weekday::Sun,
+        }
+    }
+}
+
+fn optional_duration(at: &str, text: Option<&String>) -> Result<Option<chrono::Duration>, String> {
+    text.map(|text| parse_go_duration(text).map_err(|e| format!("{at}: {e}")))
+        .transpose()
+}
+
+impl RequestRule {
+    fn to_engine(&self, at: &str) -> Result<EngineRequestRule, String> {
+        let matching = &self.match_;
+        let requester = matching
+            .requester
+            .as_ref()
+            .map(|selector| {
+                selector
+                    .compile()
+                    .map_err(|e| format!("{at}.match.requester: {e}"))
+            })
+            .transpose()?;
+        let targets = matching
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(index, target)| target.to_target(&format!("{at}.match.targets[{index}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let verdict = match (self.action, &self.route) {
+            (RequestAction::AutoApprove, None) => RequestVerdict::AutoApprove,
+            (RequestAction::Deny, None) => RequestVerdict::Deny,
+            (RequestAction::Route, Some(route)) => RequestVerdict::Route {
+                channel: route.channel.clone(),
+            },
+            (RequestAction::Route, None) => {
+                return Err(format!("{at}.route: required when action is Route"));
+            }
+            (_, Some(_)) => return Err(format!("{at}.route: set only when action is Route")),
+        };
+        Ok(EngineRequestRule {
+            name: self.name.clone(),
+            conditions: RequestConditions {
+                requester,
+                targets,
+                target_tags: matching.target_tags.clone(),
+                max_sensitivity: matching.max_sensitivity,
+                duration_at_most: optional_duration(
+                    &format!("{at}.match.durationAtMost"),
+                    matching.duration_at_most.as_ref(),
+                )?,
+                duration_above: optional_duration(
+                    &format!("{at}.match.durationAbove"),
+                    matching.duration_above.as_ref(),
+                )?,
+                business_hours: matching
+                    .business_hours
+                    .as_ref()
+                    .map(|hours| hours.window(&format!("{at}.match.businessHours")))
+                    .transpose()?,
+                requester_on_call: matching
+                    .requester_on_call
+                    .as_ref()
+                    .map(|on_call| {
+                        let max_escalation_level = on_call
+                            .max_escalation_level
+                            .map(|level| {
+                                u32::try_from(level).ok().filter(|level| *level > 0).ok_or_else(
+                                    || {
+                                        format!(
+                                            "{at}.match.requesterOnCall.maxEscalationLevel: {level} is not a level (1 or more)"
+                                        )
+                                    },
+                                )
+                            })
+                            .transpose()?;
+                        if on_call.escalation_policy_ids.is_empty() && on_call.schedule_ids.is_empty()
+                        {
+                            return Err(format!(
+                                "{at}.match.requesterOnCall: name at least one escalation policy or schedule"
+                            ));
+                        }
+                        Ok(OnCallCondition {
+                            channel: on_call.channel.clone(),
+                            escalation_policy_ids: on_call.escalation_policy_ids.clone(),
+                            schedule_ids: on_call.schedule_ids.clone(),
+                            max_escalation_level,
+                        })
+                    })
+                    .transpose()?,
+            },
+            verdict,
+        })
+    }
+}
+
 impl AccessPolicySpec {
+    /// The `requests` rules as the engine reads them. A rule that cannot be read is left out
+    /// (it matches nothing) and comes back with its index and why, for the policy's status.
+    pub fn request_rules(&self, policy: ObjectKey) -> PolicyRequestRules {
+        let mut rules = Vec::new();
+        let mut invalid = Vec::new();
+        for (index, rule) in self.requests.iter().enumerate() {
+            match rule.to_engine(&format!("requests[{index}]")) {
+                Ok(rule) => rules.push(rule),
+                Err(why) => invalid.push((index, why)),
+            }
+        }
+        PolicyRequestRules {
+            policy,
+            rules,
+            invalid,
+        }
+    }
+
     pub fn rules(&self) -> PolicyRules {
         PolicyRules {
             safety: self.safety.as_ref().map(SafetySpec::rules),
@@ -484,5 +643,56 @@ mod tests {
             LockEnd::Invalid(_)
         ));
         assert_eq!(end(json!({"subjects": [], "reason": "r"})), LockEnd::Never);
+    }
+
+    #[test]
+    fn request_rules_read_into_conditions_and_unreadable_ones_match_nothing() {
+        let spec: AccessPolicySpec = from_json(json!({"requests": [
+            {"name": "short", "action": "AutoApprove", "match": {
+                "durationAtMost": "8h",
+                "maxSensitivity": "Medium",
+                "businessHours": {"timeZone": "Europe/Berlin", "days": ["Mon", "Fri"],
+                                  "start": "08:00", "end": "24:00"},
+                "requesterOnCall": {"channel": "pd", "escalationPolicyIds": ["P1"],
+                                    "maxEscalationLevel": 1}}},
+            {"name": "bad-zone", "action": "Deny", "match": {
+                "businessHours": {"timeZone": "Mars/Olympus", "days": ["Mon"],
+                                  "start": "08:00", "end": "17:00"}}},
+            {"name": "bad-duration", "action": "Deny", "match": {"durationAbove": "a week"}},
+            {"name": "route-without-route", "action": "Route"},
+            {"name": "desk", "action": "Route", "route": {"channel": "jsm"}}
+        ]}));
+        let rules = spec.request_rules(ObjectKey::new("opal-system", "jit"));
+        let names: Vec<&str> = rules.rules.iter().map(|rule| rule.name.as_str()).collect();
+        assert_eq!(names, ["short", "desk"]);
+        let short = &rules.rules[0].conditions;
+        assert_eq!(short.duration_at_most, Some(Duration::hours(8)));
+        let window = short.business_hours.as_ref().expect("window");
+        assert_eq!((window.start_minute, window.end_minute), (480, 1440));
+        assert_eq!(
+            short
+                .requester_on_call
+                .as_ref()
+                .map(|c| c.max_escalation_level),
+            Some(Some(1))
+        );
+        assert_eq!(
+            rules.rules[1].verdict,
+            RequestVerdict::Route {
+                channel: "jsm".to_owned()
+            }
+        );
+        let invalid: Vec<(usize, bool)> = rules
+            .invalid
+            .iter()
+            .map(|(index, why)| (*index, why.starts_with(&format!("requests[{index}]"))))
+            .collect();
+        assert_eq!(
+            invalid,
+            [(1, true), (2, true), (3, true)],
+            "{:?}",
+            rules.invalid
+        );
+        assert!(rules.invalid[0].1.contains("Mars/Olympus"));
     }
 }

@@ -1,0 +1,401 @@
+//! Decisions on pending Opal access requests: the AccessPolicies' `requests` rules, read once at
+//! the edge into [`RequestRule`]s, evaluated first match wins over the facts the controller
+//! gathered about one request. Pure: the clock reading and every lookup (HR, Opal tags,
+//! PagerDuty on-call) arrive in [`RequestFacts`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Datelike, Duration, Timelike, Utc, Weekday};
+use chrono_tz::Tz;
+
+use super::employee::{Employee, EmploymentStatus};
+use super::records::{Sensitivity, TargetKind};
+use super::rules::{Target, TargetRef, TenancyGrant};
+use super::selector::CompiledSelector;
+use super::world::ObjectKey;
+
+/// What a matching rule does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RequestVerdict {
+    AutoApprove,
+    Deny,
+    /// Opens an approval on the named channel of the operator config.
+    Route {
+        channel: String,
+    },
+}
+
+impl RequestVerdict {
+    /// `AutoApprove`, `Deny` or `Route`, as the spec spells the action.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RequestVerdict::AutoApprove => "AutoApprove",
+            RequestVerdict::Deny => "Deny",
+            RequestVerdict::Route { .. } => "Route",
+        }
+    }
+}
+
+/// A weekly window in a time zone; minutes count from midnight, `end` may be 1440 (24:00).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusinessWindow {
+    pub zone: Tz,
+    pub days: Vec<Weekday>,
+    pub start_minute: u32,
+    pub end_minute: u32,
+}
+
+impl BusinessWindow {
+    /// Whether `at` falls on an open day, at or after the opening and before the closing.
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        let local = at.with_timezone(&self.zone);
+        let minute = local.hour() * 60 + local.minute();
+        self.days.contains(&local.weekday())
+            && self.start_minute <= minute
+            && minute < self.end_minute
+    }
+}
+
+impl fmt::Display for BusinessWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days: Vec<String> = self.days.iter().map(ToString::to_string).collect();
+        write!(
+            f,
+            "{} {:02}:{:02}-{:02}:{:02} {}",
+            days.join(","),
+            self.start_minute / 60,
+            self.start_minute % 60,
+            self.end_minute / 60,
+            self.end_minute % 60,
+            self.zone
+        )
+    }
+}
+
+/// Who must be on call in PagerDuty for a rule to match. The controller asks PagerDuty once
+/// per condition and requester, and hands the answer over in [`RequestFacts::on_call`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OnCallCondition {
+    /// The PagerDuty channel whose REST credentials answer.
+    pub channel: String,
+    pub escalation_policy_ids: Vec<String>,
+    pub schedule_ids: Vec<String>,
+    /// Only the first N escalation levels count.
+    pub max_escalation_level: Option<u32>,
+}
+
+/// What PagerDuty said about one requester and one [`OnCallCondition`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OnCallAnswer {
+    OnCall,
+    NotOnCall,
+    /// The lookup failed; the condition does not hold (never approve on a guess).
+    Unknown(String),
+}
+
+/// Conditions of one rule; every one given must hold.
+#[derive(Clone, Debug, Default)]
+pub struct RequestConditions {
+    pub requester: Option<CompiledSelector>,
+    /// Every requested target must be one of these.
+    pub targets: Vec<Target>,
+    /// Every requested target must carry these tags (an empty value matches any value).
+    pub target_tags: BTreeMap<String, String>,
+    /// Every requested target must be rated at most this; an unrated target never matches.
+    pub max_sensitivity: Option<Sensitivity>,
+    /// The requested duration must be at most this; an indefinite request never matches.
+    pub duration_at_most: Option<Duration>,
+    /// The requested duration must be above this, or indefinite.
+    pub duration_above: Option<Duration>,
+    /// The request must have been made inside this window.
+    pub business_hours: Option<BusinessWindow>,
+    pub requester_on_call: Option<OnCallCondition>,
+}
+
+/// One rule of an AccessPolicy's `requests`.
+#[derive(Clone, Debug)]
+pub struct RequestRule {
+    pub name: String,
+    pub conditions: RequestConditions,
+    pub verdict: RequestVerdict,
+}
+
+/// One AccessPolicy's request rules, in spec order.
+#[derive(Clone, Debug)]
+pub struct PolicyRequestRules {
+    pub policy: ObjectKey,
+    pub rules: Vec<RequestRule>,
+    /// Rules that cannot be read, by index and why: they match nothing, and the policy
+    /// reports them.
+    pub invalid: Vec<(usize, String)>,
+}
+
+/// One requested group or resource as Opal describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestedTarget {
+    pub kind: TargetKind,
+    pub id: String,
+    pub name: String,
+    pub tags: Vec<(String, String)>,
+    /// `None` when Opal has no rating for it.
+    pub sensitivity: Option<Sensitivity>,
+}
+
+/// Everything known about one pending request when it is decided.
+#[derive(Clone, Debug)]
+pub struct RequestFacts {
+    pub request_id: String,
+    pub requester_user_id: String,
+    pub requester_email: Option<String>,
+    /// The requester's HR record, found through their Opal email.
+    pub requester: Option<Employee>,
+    pub targets: Vec<RequestedTarget>,
+    /// `None` for an indefinite request.
+    pub duration: Option<Duration>,
+    pub created_at: DateTime<Utc>,
+    /// PagerDuty's answers for the rules' on-call conditions (missing: not asked, so false).
+    pub on_call: BTreeMap<OnCallCondition, OnCallAnswer>,
+    /// Lockdowns in force on the requester or a requested target.
+    pub lockdowns: Vec<ObjectKey>,
+}
+
+/// Who decided a request, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestDecision {
+    /// A rule matched; `because` lists each condition that held, readable.
+    Rule {
+        policy: ObjectKey,
+        rule: String,
+        verdict: RequestVerdict,
+        because: Vec<String>,
+    },
+    /// A Lockdown in force covers the requester or a target: the request is denied.
+    Locked { lockdown: ObjectKey },
+}
+
+impl RequestDecision {
+    pub fn verdict(&self) -> RequestVerdict {
+        match self {
+            RequestDecision::Rule { verdict, .. } => verdict.clone(),
+            RequestDecision::Locked { .. } => RequestVerdict::Deny,
+        }
+    }
+
+    /// The comment left on the Opal request (and any ticket): the policy, the rule and why.
+    pub fn comment(&self) -> String {
+        match self {
+            RequestDecision::Rule {
+                policy,
+                rule,
+                verdict,
+                because,
+            } => {
+                let action = match verdict {
+                    RequestVerdict::AutoApprove => "approved".to_owned(),
+                    RequestVerdict::Deny => "denied".to_owned(),
+                    RequestVerdict::Route { channel } => format!("routed to {channel}"),
+                };
+                let why = if because.is_empty() {
+                    "it matches every request".to_owned()
+                } else {
+                    because.join("; ")
+                };
+                format!(
+                    "opal-operator {action} this request by AccessPolicy {policy} rule {rule:?}: {why}."
+                )
+            }
+            RequestDecision::Locked { lockdown } => format!(
+                "opal-operator denied this request: Lockdown {lockdown} is in force on the requester or a requested target."
+            ),
+        }
+    }
+}
+
+/// Decides one request: a Lockdown in force denies it; otherwise the first matching rule, over
+/// the operator namespace's policies and then the other namespaces' (each in name order). A
+/// policy outside the operator namespace only decides requests whose every target its
+/// namespace may govern under the operator namespace's tenancy rules. `None`: no rule matched,
+/// the request is left to Opal's own reviewers.
+pub fn decide_request(
+    facts: &RequestFacts,
+    policies: &[PolicyRequestRules],
+    operator_namespace: &str,
+    tenancy: &[TenancyGrant],
+) -> Option<RequestDecision> {
+    if let Some(lockdown) = facts.lockdowns.iter().min() {
+        return Some(RequestDecision::Locked {
+            lockdown: lockdown.clone(),
+        });
+    }
+    let mut ordered: Vec<&PolicyRequestRules> = policies.iter().collect();
+    ordered.sort_by_key(|policy| {
+        (
+            policy.policy.namespace != operator_namespace,
+            policy.policy.namespace.clone(),
+            policy.policy.name.clone(),
+        )
+    });
+    ordered
+        .into_iter()
+        .filter(|policy| {
+            policy.policy.namespace == operator_namespace
+                || (!facts.targets.is_empty()
+                    && facts
+                        .targets
+                        .iter()
+                        .all(|target| tenancy_permits(tenancy, &policy.policy.namespace, target)))
+        })
+        .find_map(|policy| {
+            policy.rules.iter().find_map(|rule| {
+                let because = matches(rule, facts)?;
+                Some(RequestDecision::Rule {
+                    policy: policy.policy.clone(),
+                    rule: rule.name.clone(),
+                    verdict: rule.verdict.clone(),
+                    because,
+                })
+            })
+        })
+}
+
+fn tenancy_permits(tenancy: &[TenancyGrant], namespace: &str, target: &RequestedTarget) -> bool {
+    tenancy.iter().any(|rule| {
+        rule.namespaces.iter().any(|n| n == namespace)
+            && (rule.target_ids.contains(&target.id)
+                || rule.target_names.contains(&target.name)
+                || (!rule.target_tags.is_empty() && carries(&target.tags, &rule.target_tags)))
+    })
+}
+
+fn carries(tags: &[(String, String)], wanted: &BTreeMap<String, String>) -> bool {
+    wanted.iter().all(|(key, value)| {
+        tags.iter()
+            .any(|(k, v)| k == key && (value.is_empty() || v == value))
+    })
+}
+
+fn names(target: &Target, requested: &RequestedTarget) -> bool {
+    target.kind == requested.kind
+        && match &target.by {
+            TargetRef::Id(id) => *id == requested.id,
+            TargetRef::Name(name) => *name == requested.name,
+        }
+}
+
+/// A duration as a spec would write it (`4h`, `90m`).
+fn written(duration: Duration) -> String {
+    let secs = u32::try_from(duration.num_seconds().max(0)).unwrap_or(u32::MAX);
+    crate::duration::GoDuration::from_secs(secs).to_string()
+}
+
+/// The conditions of `rule` that hold, readable; `None` when one does not hold.
+fn matches(rule: &RequestRule, facts: &RequestFacts) -> Option<Vec<String>> {
+    let conditions = &rule.conditions;
+    let mut because = Vec::new();
+    if rule.verdict == RequestVerdict::AutoApprove || conditions.requester.is_some() {
+        // Approving on behalf of someone HR does not list as active would hand access to a
+        // leaver; the requester's HR record must exist and be active.
+        let employee = facts.requester.as_ref()?;
+        if employee.status != EmploymentStatus::Active {
+            return None;
+        }
+        if let Some(selector) = &conditions.requester {
+            if !selector.matches(employee) {
+                return None;
+            }
+            because.push(format!(
+                "requester {} matches the HR selector",
+                employee.email
+            ));
+        }
+    }
+    if !conditions.targets.is_empty() {
+        let all_listed = !facts.targets.is_empty()
+            && facts.targets.iter().all(|requested| {
+                conditions
+                    .targets
+                    .iter()
+                    .any(|target| names(target, requested))
+            });
+        if !all_listed {
+            return None;
+        }
+        because.push("every requested target is listed".to_owned());
+    }
+    if !conditions.target_tags.is_empty() {
+        if facts.targets.is_empty()
+            || !facts
+                .targets
+                .iter()
+                .all(|target| carries(&target.tags, &conditions.target_tags))
+        {
+            return None;
+        }
+        let tags: Vec<String> = conditions
+            .target_tags
+            .iter()
+            .map(|(key, value)| {
+                if value.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{key}={value}")
+                }
+            })
+            .collect();
+        because.push(format!(
+            "every requested target is tagged {}",
+            tags.join(",")
+        ));
+    }
+    if let Some(max) = conditions.max_sensitivity {
+        if facts.targets.is_empty()
+            || !facts
+                .targets
+                .iter()
+                .all(|target| target.sensitivity.is_some_and(|rated| rated <= max))
+        {
+            return None;
+        }
+        because.push(format!("every requested target is rated {max:?} or lower"));
+    }
+    if let Some(most) = conditions.duration_at_most {
+        let requested = facts.duration.filter(|requested| *requested <= most)?;
+        because.push(format!(
+            "duration {} is at most {}",
+            written(requested),
+            written(most)
+        ));
+    }
+    if let Some(above) = conditions.duration_above {
+        match facts.duration {
+            None => because.push(format!("indefinite duration is above {}", written(above))),
+            Some(requested) if requested > above => because.push(format!(
+                "duration {} is above {}",
+                written(requested),
+                written(above)
+            )),
+            Some(_) => return None,
+        }
+    }
+    if let Some(window) = &conditions.business_hours {
+        if !window.contains(facts.created_at) {
+            return None;
+        }
+        because.push(format!("made within business hours ({window})"));
+    }
+    if let Some(on_call) = &conditions.requester_on_call {
+        if facts.on_call.get(on_call) != Some(&OnCallAnswer::OnCall) {
+            return None;
+        }
+        because.push(format!(
+            "requester is on call in PagerDuty ({})",
+            on_call.channel
+        ));
+    }
+    Some(because)
+}
+
+#[cfg(test)]
+#[path = "requests_tests.rs"]
+mod tests;

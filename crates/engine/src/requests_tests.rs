@@ -1,0 +1,598 @@
+//! Table tests for request decisions: each condition alone, first match wins, tenancy, the
+//! HR gate on auto-approval, lockdowns, and the recorded reasons.
+
+use chrono::{Duration, TimeZone, Utc, Weekday};
+
+use super::*;
+use crate::selector::Requirement;
+use crate::tests::{NS, employee, now};
+
+const TENANT: &str = "team-payments";
+
+fn target(name: &str, tags: &[(&str, &str)], sensitivity: Option<Sensitivity>) -> RequestedTarget {
+    RequestedTarget {
+        kind: TargetKind::Group,
+        id: format!("id-{name}"),
+        name: name.to_owned(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        sensitivity,
+    }
+}
+
+fn facts() -> RequestFacts {
+    RequestFacts {
+        request_id: "req-1".to_owned(),
+        requester_user_id: "u-ann".to_owned(),
+        requester_email: Some("ann@example.com".to_owned()),
+        requester: Some(employee("e-ann", "ann@example.com", "Engineering")),
+        targets: vec![target(
+            "prod-readonly",
+            &[("env", "prod")],
+            Some(Sensitivity::Low),
+        )],
+        duration: Some(Duration::hours(4)),
+        // Monday 2026-06-15 12:00 UTC is 14:00 in Berlin.
+        created_at: now(),
+        on_call: BTreeMap::new(),
+        lockdowns: Vec::new(),
+    }
+}
+
+fn rule(name: &str, conditions: RequestConditions, verdict: RequestVerdict) -> RequestRule {
+    RequestRule {
+        name: name.to_owned(),
+        conditions,
+        verdict,
+    }
+}
+
+fn policy(namespace: &str, name: &str, rules: Vec<RequestRule>) -> PolicyRequestRules {
+    PolicyRequestRules {
+        policy: ObjectKey::new(namespace, name),
+        rules,
+        invalid: Vec::new(),
+    }
+}
+
+fn decide(facts: &RequestFacts, policies: &[PolicyRequestRules]) -> Option<RequestDecision> {
+    decide_request(facts, policies, NS, &[])
+}
+
+fn rule_name(decision: &Option<RequestDecision>) -> Option<&str> {
+    match decision {
+        Some(RequestDecision::Rule { rule, .. }) => Some(rule),
+        _ => None,
+    }
+}
+
+fn berlin_weekdays(start: u32, end: u32) -> BusinessWindow {
+    BusinessWindow {
+        zone: chrono_tz::Europe::Berlin,
+        days: vec![
+            Weekday::Mon,
+            Weekday::Tue,
+            Weekday::Wed,
+            Weekday::Thu,
+            Weekday::Fri,
+        ],
+        start_minute: start * 60,
+        end_minute: end * 60,
+    }
+}
+
+fn on_call_condition() -> OnCallCondition {
+    OnCallCondition {
+        channel: "pagerduty".to_owned(),
+        escalation_policy_ids: vec!["P-OPS".to_owned()],
+        schedule_ids: Vec::new(),
+        max_escalation_level: Some(1),
+    }
+}
+
+/// One condition per row: the facts change, and whether the lone rule matches.
+#[test]
+fn each_condition_holds_or_does_not() {
+    let engineering =
+        || CompiledSelector::new(vec![Requirement::equals("department", "Engineering")]);
+    type Edit = fn(&mut RequestFacts);
+    let rows: Vec<(&str, RequestConditions, Edit, bool)> = vec![
+        ("empty match", RequestConditions::default(), |_| {}, true),
+        (
+            "requester selector holds",
+            RequestConditions {
+                requester: Some(engineering()),
+                ..Default::default()
+            },
+            |_| {},
+            true,
+        ),
+        (
+            "requester selector fails",
+            RequestConditions {
+                requester: Some(engineering()),
+                ..Default::default()
+            },
+            |f| {
+                if let Some(e) = f.requester.as_mut() {
+                    e.department = Some("Sales".to_owned());
+                }
+            },
+            false,
+        ),
+        (
+            "requester missing from HR",
+            RequestConditions {
+                requester: Some(engineering()),
+                ..Default::default()
+            },
+            |f| f.requester = None,
+            false,
+        ),
+        (
+            "target listed by name",
+            RequestConditions {
+                targets: vec![crate::Target::group_named("prod-readonly")],
+                ..Default::default()
+            },
+            |_| {},
+            true,
+        ),
+        (
+            "one requested target not listed",
+            RequestConditions {
+                targets: vec![crate::Target::group_named("prod-readonly")],
+                ..Default::default()
+            },
+            |f| {
+                f.targets
+                    .push(target("prod-admin", &[("env", "prod")], None))
+            },
+            false,
+        ),
+        (
+            "listed name but a resource, not a group",
+            RequestConditions {
+                targets: vec![crate::Target::resource_named("prod-readonly")],
+                ..Default::default()
+            },
+            |_| {},
+            false,
+        ),
+        (
+            "tag with value",
+            RequestConditions {
+                target_tags: [("env".to_owned(), "prod".to_owned())].into(),
+                ..Default::default()
+            },
+            |_| {},
+            true,
+        ),
+        (
+            "tag with another value",
+            RequestConditions {
+                target_tags: [("env".to_owned(), "staging".to_owned())].into(),
+                ..Default::default()
+            },
+            |_| {},
+            false,
+        ),
+        (
+            "tag with any value",
+            RequestConditions {
+                target_tags: [("env".to_owned(), String::new())].into(),
+                ..Default::default()
+            },
+            |_| {},
+            true,
+        ),
+        (
+            "sensitivity at the limit",
+            RequestConditions {
+                max_sensitivity: Some(Sensitivity::Low),
+                ..Default::default()
+            },
+            |_| {},
+            true,
+        ),
+        (
+            "sensitivity above the limit",
+            RequestConditions {
+                max_sensitivity: Some(Sensitivity::Low),
+                ..Default::default()
+            },
+            |f| f.targets[0].sensitivity = Some(Sensitivity::High),
+            false,
+        ),
+        (
+            "unrated target under a sensitivity limit",
+            RequestConditions {
+                max_sensitivity: Some(Sensitivity::Critical),
+                ..Default::default()
+            },
+            |f| f.targets[0].sensitivity = None,
+            false,
+        ),
+        (
+            "duration at most, equal",
+            RequestConditions {
+                duration_at_most: Some(Duration::hours(4)),
+                ..Default::default()
+            },
+            |_| {},
+            true,
+        ),
+        (
+            "duration at most, longer",
+            RequestConditions {
+                duration_at_most: Some(Duration::hours(2)),
+                ..Default::default()
+            },
+            |_| {},
+            false,
+        ),
+        (
+            "duration at most, indefinite",
+            RequestConditions {
+                duration_at_most: Some(Duration::hours(2)),
+                ..Default::default()
+            },
+            |f| f.duration = None,
+            false,
+        ),
+        (
+            "duration above, longer",
+            RequestConditions {
+                duration_above: Some(Duration::hours(2)),
+                ..Default::default()
+            },
+            |_| {},
+            true,
+        ),
+        (
+            "duration above, equal",
+            RequestConditions {
+                duration_above: Some(Duration::hours(4)),
+                ..Default::default()
+            },
+            |_| {},
+            false,
+        ),
+        (
+            "duration above, indefinite",
+            RequestConditions {
+                duration_above: Some(Duration::hours(24)),
+                ..Default::default()
+            },
+            |f| f.duration = None,
+            true,
+        ),
+        (
+            "inside business hours in Berlin",
+            RequestConditions {
+                business_hours: Some(berlin_weekdays(9, 17)),
+                ..Default::default()
+            },
+            |_| {},
+            true,
+        ),
+        (
+            "after closing in Berlin (16:00 UTC is 18:00 CEST)",
+            RequestConditions {
+                business_hours: Some(berlin_weekdays(9, 17)),
+                ..Default::default()
+            },
+            |f| f.created_at = Utc.with_ymd_and_hms(2026, 6, 15, 16, 0, 0).unwrap(),
+            false,
+        ),
+        (
+            "Saturday in Berlin",
+            RequestConditions {
+                business_hours: Some(berlin_weekdays(9, 17)),
+                ..Default::default()
+            },
+            |f| f.created_at = Utc.with_ymd_and_hms(2026, 6, 20, 10, 0, 0).unwrap(),
+            false,
+        ),
+        (
+            "Sunday 23:30 UTC is Monday 01:30 in Berlin",
+            RequestConditions {
+                business_hours: Some(berlin_weekdays(1, 2)),
+                ..Default::default()
+            },
+            |f| f.created_at = Utc.with_ymd_and_hms(2026, 6, 14, 23, 30, 0).unwrap(),
+            true,
+        ),
+        (
+            "on call",
+            RequestConditions {
+                requester_on_call: Some(on_call_condition()),
+                ..Default::default()
+            },
+            |f| {
+                f.on_call.insert(on_call_condition(), OnCallAnswer::OnCall);
+            },
+            true,
+        ),
+        (
+            "not on call",
+            RequestConditions {
+                requester_on_call: Some(on_call_condition()),
+                ..Default::default()
+            },
+            |f| {
+                f.on_call
+                    .insert(on_call_condition(), OnCallAnswer::NotOnCall);
+            },
+            false,
+        ),
+        (
+            "on-call lookup failed",
+            RequestConditions {
+                requester_on_call: Some(on_call_condition()),
+                ..Default::default()
+            },
+            |f| {
+                f.on_call.insert(
+                    on_call_condition(),
+                    OnCallAnswer::Unknown("HTTP 503".to_owned()),
+                );
+            },
+            false,
+        ),
+        (
+            "on-call never asked",
+            RequestConditions {
+                requester_on_call: Some(on_call_condition()),
+                ..Default::default()
+            },
+            |_| {},
+            false,
+        ),
+    ];
+    for (label, conditions, edit, expected) in rows {
+        let mut request = facts();
+        edit(&mut request);
+        let policies = [policy(
+            NS,
+            "jit",
+            vec![rule("only", conditions, RequestVerdict::Deny)],
+        )];
+        assert_eq!(
+            decide(&request, &policies).is_some(),
+            expected,
+            "row {label:?}"
+        );
+    }
+}
+
+#[test]
+fn first_matching_rule_decides_and_its_reasons_are_recorded() {
+    let policies = [policy(
+        NS,
+        "jit",
+        vec![
+            rule(
+                "too-long",
+                RequestConditions {
+                    duration_above: Some(Duration::hours(8)),
+                    ..Default::default()
+                },
+                RequestVerdict::Deny,
+            ),
+            rule(
+                "prod-readonly",
+                RequestConditions {
+                    target_tags: [("env".to_owned(), "prod".to_owned())].into(),
+                    duration_at_most: Some(Duration::hours(8)),
+                    ..Default::default()
+                },
+                RequestVerdict::AutoApprove,
+            ),
+            rule(
+                "everything-else",
+                RequestConditions::default(),
+                RequestVerdict::Route {
+                    channel: "jsm".to_owned(),
+                },
+            ),
+        ],
+    )];
+    let decision = decide(&facts(), &policies).expect("a rule matches");
+    assert_eq!(
+        decision,
+        RequestDecision::Rule {
+            policy: ObjectKey::new(NS, "jit"),
+            rule: "prod-readonly".to_owned(),
+            verdict: RequestVerdict::AutoApprove,
+            because: vec![
+                "every requested target is tagged env=prod".to_owned(),
+                "duration 4h is at most 8h".to_owned(),
+            ],
+        }
+    );
+    assert_eq!(
+        decision.comment(),
+        "opal-operator approved this request by AccessPolicy opal-system/jit rule \"prod-readonly\": every requested target is tagged env=prod; duration 4h is at most 8h."
+    );
+
+    let mut long = facts();
+    long.duration = Some(Duration::hours(12));
+    assert_eq!(rule_name(&decide(&long, &policies)), Some("too-long"));
+
+    let mut staging = facts();
+    staging.targets[0].tags = vec![("env".to_owned(), "staging".to_owned())];
+    let routed = decide(&staging, &policies);
+    assert_eq!(rule_name(&routed), Some("everything-else"));
+    assert_eq!(
+        routed.map(|d| d.verdict()),
+        Some(RequestVerdict::Route {
+            channel: "jsm".to_owned()
+        })
+    );
+}
+
+#[test]
+fn no_rule_matching_leaves_the_request_to_opal() {
+    let policies = [policy(
+        NS,
+        "jit",
+        vec![rule(
+            "staging-only",
+            RequestConditions {
+                target_tags: [("env".to_owned(), "staging".to_owned())].into(),
+                ..Default::default()
+            },
+            RequestVerdict::AutoApprove,
+        )],
+    )];
+    assert_eq!(decide(&facts(), &policies), None);
+    assert_eq!(decide(&facts(), &[]), None);
+}
+
+/// Auto-approval needs the requester in HR and active, even when the rule names no requester
+/// condition: a leaver's pending request is never approved by rule.
+#[test]
+fn auto_approval_requires_an_active_hr_record() {
+    let policies = [policy(
+        NS,
+        "jit",
+        vec![rule(
+            "approve-all",
+            RequestConditions::default(),
+            RequestVerdict::AutoApprove,
+        )],
+    )];
+    assert!(decide(&facts(), &policies).is_some());
+    let mut unknown = facts();
+    unknown.requester = None;
+    assert_eq!(decide(&unknown, &policies), None);
+    for status in [EmploymentStatus::Terminated, EmploymentStatus::OnLeave] {
+        let mut leaver = facts();
+        if let Some(employee) = leaver.requester.as_mut() {
+            employee.status = status;
+        }
+        assert_eq!(decide(&leaver, &policies), None, "{status:?}");
+    }
+    // A Deny rule still applies to someone HR does not know.
+    let deny = [policy(
+        NS,
+        "jit",
+        vec![rule(
+            "deny-all",
+            RequestConditions::default(),
+            RequestVerdict::Deny,
+        )],
+    )];
+    assert_eq!(rule_name(&decide(&unknown, &deny)), Some("deny-all"));
+}
+
+#[test]
+fn a_lockdown_in_force_denies_before_any_rule() {
+    let policies = [policy(
+        NS,
+        "jit",
+        vec![rule(
+            "approve-all",
+            RequestConditions::default(),
+            RequestVerdict::AutoApprove,
+        )],
+    )];
+    let mut locked = facts();
+    locked.lockdowns = vec![ObjectKey::new(NS, "incident-42")];
+    let decision = decide(&locked, &policies).expect("denied");
+    assert_eq!(decision.verdict(), RequestVerdict::Deny);
+    assert!(
+        decision
+            .comment()
+            .contains("Lockdown opal-system/incident-42")
+    );
+}
+
+/// Operator-namespace policies come first, whatever their names; a tenant's rules decide only
+/// requests for targets its namespace may govern.
+#[test]
+fn tenant_rules_decide_only_requests_on_targets_they_may_govern() {
+    let approve_all = |namespace: &str, name: &str| {
+        policy(
+            namespace,
+            name,
+            vec![rule(
+                "approve-all",
+                RequestConditions::default(),
+                RequestVerdict::AutoApprove,
+            )],
+        )
+    };
+    let payments_tenancy = [TenancyGrant {
+        namespaces: vec![TENANT.to_owned()],
+        target_names: vec!["payments-db".to_owned()],
+        ..Default::default()
+    }];
+    let tenant_only = [approve_all(TENANT, "aaa-first-by-name")];
+
+    // The attack: a tenant auto-approves everything; a request for a target it does not
+    // govern is untouched.
+    assert_eq!(
+        decide_request(&facts(), &tenant_only, NS, &payments_tenancy),
+        None
+    );
+    // A request for its own target is decided by its rule.
+    let mut own = facts();
+    own.targets = vec![target("payments-db", &[], None)];
+    let decision = decide_request(&own, &tenant_only, NS, &payments_tenancy);
+    assert!(matches!(
+        decision,
+        Some(RequestDecision::Rule { ref policy, .. }) if policy.namespace == TENANT
+    ));
+    // Mixed: one target it governs and one it does not.
+    let mut mixed = own.clone();
+    mixed.targets.push(target("prod-readonly", &[], None));
+    assert_eq!(
+        decide_request(&mixed, &tenant_only, NS, &payments_tenancy),
+        None
+    );
+    // Tenancy granted to another namespace does not count.
+    let other_tenancy = [TenancyGrant {
+        namespaces: vec!["team-other".to_owned()],
+        target_names: vec!["payments-db".to_owned()],
+        ..Default::default()
+    }];
+    assert_eq!(decide_request(&own, &tenant_only, NS, &other_tenancy), None);
+    // The operator namespace's rules win even when the tenant's policy sorts first by name.
+    let deny_ops = policy(
+        NS,
+        "zzz-last-by-name",
+        vec![rule(
+            "deny-all",
+            RequestConditions::default(),
+            RequestVerdict::Deny,
+        )],
+    );
+    let both = [approve_all(TENANT, "aaa-first-by-name"), deny_ops];
+    assert_eq!(
+        rule_name(&decide_request(&own, &both, NS, &payments_tenancy)),
+        Some("deny-all")
+    );
+}
+
+#[test]
+fn business_window_reads_local_time_across_daylight_saving() {
+    let window = berlin_weekdays(9, 17);
+    // Winter: Berlin is UTC+1, so 08:30 UTC is 09:30 local.
+    assert!(window.contains(Utc.with_ymd_and_hms(2026, 1, 12, 8, 30, 0).unwrap()));
+    // Summer: UTC+2, so 07:30 UTC is 09:30 local and 15:00 UTC is 17:00 local (closed).
+    assert!(window.contains(Utc.with_ymd_and_hms(2026, 7, 13, 7, 30, 0).unwrap()));
+    assert!(!window.contains(Utc.with_ymd_and_hms(2026, 7, 13, 15, 0, 0).unwrap()));
+    let until_midnight = BusinessWindow {
+        end_minute: 24 * 60,
+        ..berlin_weekdays(22, 0)
+    };
+    assert!(until_midnight.contains(Utc.with_ymd_and_hms(2026, 7, 13, 21, 59, 0).unwrap()));
+    assert_eq!(
+        window.to_string(),
+        "Mon,Tue,Wed,Thu,Fri 09:00-17:00 Europe/Berlin"
+    );
+}
