@@ -24,6 +24,7 @@ pub use records::{ChangeAction, PendingChange, RevokedGrant, Sensitivity, Target
 pub use requests::{
     BusinessWindow, OnCallAnswer, OnCallCondition, PolicyRequestRules, RequestConditions,
     RequestDecision, RequestFacts, RequestRule, RequestVerdict, RequestedTarget, decide_request,
+    lockdowns_on_request,
 };
 pub use restore::{RestoreDecision, RestoreDeferred, RestoreSkip, plan_restore};
 pub use rules::{

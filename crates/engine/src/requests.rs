@@ -11,9 +11,10 @@ use chrono_tz::Tz;
 
 use super::employee::{Employee, EmploymentStatus};
 use super::records::{Sensitivity, TargetKind};
+use super::rules::{LockScope, Subject};
 use super::rules::{Target, TargetRef, TenancyGrant};
 use super::selector::CompiledSelector;
-use super::world::ObjectKey;
+use super::world::{LockdownInput, ObjectKey};
 
 /// What a matching rule does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,6 +159,9 @@ pub struct RequestFacts {
     pub on_call: BTreeMap<OnCallCondition, OnCallAnswer>,
     /// Lockdowns in force on the requester or a requested target.
     pub lockdowns: Vec<ObjectKey>,
+    /// Set when the access is for someone else (another user or a group): such a request is
+    /// never auto-approved on the requester's attributes.
+    pub on_behalf_of: Option<String>,
 }
 
 /// Who decided a request, and why.
@@ -259,6 +263,67 @@ pub fn decide_request(
         })
 }
 
+/// The Lockdowns in force that cover the requester (by email, Opal user ID or HR ID) on a
+/// requested target, or a requested target itself. A Lockdown outside the operator namespace
+/// counts only when its namespace may lock every requested target, as in the plan.
+pub fn lockdowns_on_request(
+    lockdowns: &[LockdownInput],
+    now: DateTime<Utc>,
+    operator_namespace: &str,
+    tenancy: &[TenancyGrant],
+    facts: &RequestFacts,
+) -> Vec<ObjectKey> {
+    let is_requester = |subject: &Subject| match subject {
+        Subject::Email(email) => facts
+            .requester_email
+            .as_ref()
+            .is_some_and(|own| own.eq_ignore_ascii_case(email)),
+        Subject::OpalUserId(id) => *id == facts.requester_user_id,
+        Subject::HrisId(id) => facts.requester.as_ref().is_some_and(|e| e.id == *id),
+        Subject::Target(_) => false,
+    };
+    let mut covering: Vec<ObjectKey> = lockdowns
+        .iter()
+        .filter(|lockdown| lockdown.in_force(now))
+        .filter(|lockdown| {
+            lockdown.key.namespace == operator_namespace
+                || (!facts.targets.is_empty()
+                    && facts.targets.iter().all(|target| {
+                        tenancy.iter().any(|rule| {
+                            rule.allow_lockdowns
+                                && tenancy_permits(
+                                    std::slice::from_ref(rule),
+                                    &lockdown.key.namespace,
+                                    target,
+                                )
+                        })
+                    }))
+        })
+        .filter(|lockdown| {
+            let rules = &lockdown.rules;
+            let user_locked = rules.subjects.iter().any(is_requester)
+                && match &rules.scope {
+                    LockScope::Everything => true,
+                    LockScope::Targets(scope) => facts
+                        .targets
+                        .iter()
+                        .any(|requested| scope.iter().any(|target| names(target, requested))),
+                };
+            let target_locked = rules.subjects.iter().any(|subject| match subject {
+                Subject::Target(target) => facts
+                    .targets
+                    .iter()
+                    .any(|requested| names(target, requested)),
+                _ => false,
+            });
+            user_locked || target_locked
+        })
+        .map(|lockdown| lockdown.key.clone())
+        .collect();
+    covering.sort();
+    covering
+}
+
 fn tenancy_permits(tenancy: &[TenancyGrant], namespace: &str, target: &RequestedTarget) -> bool {
     tenancy.iter().any(|rule| {
         rule.namespaces.iter().any(|n| n == namespace)
@@ -293,6 +358,9 @@ fn written(duration: Duration) -> String {
 fn matches(rule: &RequestRule, facts: &RequestFacts) -> Option<Vec<String>> {
     let conditions = &rule.conditions;
     let mut because = Vec::new();
+    if rule.verdict == RequestVerdict::AutoApprove && facts.on_behalf_of.is_some() {
+        return None;
+    }
     if rule.verdict == RequestVerdict::AutoApprove || conditions.requester.is_some() {
         // Approving on behalf of someone HR does not list as active would hand access to a
         // leaver; the requester's HR record must exist and be active.

@@ -38,6 +38,7 @@ fn facts() -> RequestFacts {
         created_at: now(),
         on_call: BTreeMap::new(),
         lockdowns: Vec::new(),
+        on_behalf_of: None,
     }
 }
 
@@ -595,4 +596,114 @@ fn business_window_reads_local_time_across_daylight_saving() {
         window.to_string(),
         "Mon,Tue,Wed,Thu,Fri 09:00-17:00 Europe/Berlin"
     );
+}
+
+#[test]
+fn a_request_for_someone_else_is_never_auto_approved() {
+    let policies = [policy(
+        NS,
+        "jit",
+        vec![rule(
+            "approve-all",
+            RequestConditions::default(),
+            RequestVerdict::AutoApprove,
+        )],
+    )];
+    let mut for_bob = facts();
+    for_bob.on_behalf_of = Some("user u-bob".to_owned());
+    assert_eq!(decide(&for_bob, &policies), None);
+    assert!(decide(&facts(), &policies).is_some());
+}
+
+fn lockdown(namespace: &str, subjects: Vec<Subject>, scope: LockScope) -> LockdownInput {
+    LockdownInput {
+        key: ObjectKey::new(namespace, "lock"),
+        rules: crate::LockdownRules {
+            subjects,
+            scope,
+            ..Default::default()
+        },
+        activated_at: Some(now()),
+        released: false,
+        deleting: false,
+    }
+}
+
+#[test]
+fn lockdowns_cover_the_requester_or_a_target_within_tenancy() {
+    let covers = |lockdowns: &[LockdownInput], tenancy: &[TenancyGrant]| {
+        !lockdowns_on_request(lockdowns, now(), NS, tenancy, &facts()).is_empty()
+    };
+    let by_email = |namespace| {
+        lockdown(
+            namespace,
+            vec![Subject::Email("ANN@example.com".to_owned())],
+            LockScope::Everything,
+        )
+    };
+    assert!(covers(&[by_email(NS)], &[]));
+    assert!(covers(
+        &[lockdown(
+            NS,
+            vec![Subject::OpalUserId("u-ann".to_owned())],
+            LockScope::Everything
+        )],
+        &[]
+    ));
+    assert!(covers(
+        &[lockdown(
+            NS,
+            vec![Subject::HrisId("e-ann".to_owned())],
+            LockScope::Everything
+        )],
+        &[]
+    ));
+    assert!(!covers(
+        &[lockdown(
+            NS,
+            vec![Subject::Email("bob@example.com".to_owned())],
+            LockScope::Everything
+        )],
+        &[]
+    ));
+    // Scoped to other targets: this request is not covered; to this one, it is.
+    let scoped = |name: &str| {
+        lockdown(
+            NS,
+            vec![Subject::Email("ann@example.com".to_owned())],
+            LockScope::Targets(vec![crate::Target::group_named(name)]),
+        )
+    };
+    assert!(!covers(&[scoped("payments-db")], &[]));
+    assert!(covers(&[scoped("prod-readonly")], &[]));
+    // A target lockdown covers anyone requesting it.
+    assert!(covers(
+        &[lockdown(
+            NS,
+            vec![Subject::Target(crate::Target::group_named("prod-readonly"))],
+            LockScope::Everything
+        )],
+        &[]
+    ));
+    // Released or expired lockdowns do not count.
+    let mut released = by_email(NS);
+    released.released = true;
+    assert!(!covers(&[released], &[]));
+    // A tenant's lockdown counts only where its namespace may lock the requested targets:
+    // a tenant cannot deny other teams' requests by locking their people.
+    assert!(!covers(&[by_email(TENANT)], &[]));
+    let may_govern = TenancyGrant {
+        namespaces: vec![TENANT.to_owned()],
+        target_names: vec!["prod-readonly".to_owned()],
+        ..Default::default()
+    };
+    assert!(!covers(
+        &[by_email(TENANT)],
+        std::slice::from_ref(&may_govern)
+    ));
+    let may_lock = TenancyGrant {
+        allow_lockdowns: true,
+        ..may_govern
+    };
+    assert!(covers(&[by_email(TENANT)], &[may_lock]));
 }
