@@ -69,6 +69,48 @@ pub struct OperatorConfig {
     /// lives with its source, at `hris.webhook`.
     #[serde(default)]
     pub webhooks: WebhookSettings,
+    /// How AccessPolicies' `requests` rules are applied to pending Opal access requests.
+    #[serde(default)]
+    pub requests: RequestSettings,
+}
+
+/// The just-in-time request decider.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestSettings {
+    /// Go duration between reads of Opal's pending requests (`0s` turns the decider off;
+    /// the Opal event-stream doorbell still triggers a read at once).
+    #[serde(default = "default_request_poll_interval")]
+    pub poll_interval: GoDuration,
+    /// How long a decided request's ledger entry is kept (Go duration): a request Opal lists
+    /// as pending again within this time is never decided twice.
+    #[serde(default = "default_ledger_retention")]
+    pub ledger_retention: GoDuration,
+}
+
+impl Default for RequestSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval: default_request_poll_interval(),
+            ledger_retention: default_ledger_retention(),
+        }
+    }
+}
+
+impl RequestSettings {
+    /// The poll interval; `None` when turned off.
+    pub fn poll_interval(&self) -> Option<Duration> {
+        let poll = self.poll_interval.to_std();
+        (!poll.is_zero()).then_some(poll)
+    }
+}
+
+fn default_request_poll_interval() -> GoDuration {
+    GoDuration::from_secs(15)
+}
+
+fn default_ledger_retention() -> GoDuration {
+    GoDuration::from_secs(30 * 24 * 3600)
 }
 
 /// Where the HTTP server listens and how much it reads.
@@ -121,6 +163,19 @@ pub struct WebhookSettings {
     /// HMAC-SHA256 of the body.
     #[serde(default)]
     pub generic: Option<GenericAlertSettings>,
+    /// `POST /webhooks/opal/events`, an Opal event stream's webhook, signed with HMAC-SHA256
+    /// over `v0:<timestamp>:<body>`. A verified delivery only makes the operator read pending
+    /// requests and audit events at once; its content is never trusted.
+    #[serde(default)]
+    pub opal_events: Option<OpalEventsHookSettings>,
+}
+
+/// The Opal event-stream doorbell.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpalEventsHookSettings {
+    /// The event stream's signing secret.
+    pub secret: LocalSecretRef,
 }
 
 /// The Workday change hook.

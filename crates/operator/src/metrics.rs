@@ -65,6 +65,12 @@ struct WebhookLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestDecisionLabels {
+    action: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpalCallLabels {
     operation: &'static str,
     status: String,
@@ -129,6 +135,8 @@ pub struct Metrics {
     breaker_tripped: Gauge,
     leader: Gauge,
     webhook_requests: Family<WebhookLabels, Counter>,
+    request_decisions: Family<RequestDecisionLabels, Counter>,
+    request_decision_latency: Histogram,
     opal_calls: Arc<OpalCallMetrics>,
     notify: Arc<PrometheusMetrics>,
 }
@@ -199,6 +207,18 @@ impl Metrics {
             "Inbound webhook requests, by hook and outcome",
             webhook_requests.clone(),
         );
+        let request_decisions = Family::<RequestDecisionLabels, Counter>::default();
+        registry.register(
+            "request_decisions",
+            "Access requests decided by rule, by action (AutoApprove, Deny) and outcome (Applied, DecidedElsewhere)",
+            request_decisions.clone(),
+        );
+        let request_decision_latency = time_to_revoke_histogram();
+        registry.register(
+            "request_decision_latency_seconds",
+            "Time from an access request's creation in Opal to the operator's decision applied",
+            request_decision_latency.clone(),
+        );
         let opal_calls = Arc::new(OpalCallMetrics {
             calls: Family::default(),
             durations: Family::new_with_constructor(opal_call_histogram),
@@ -225,6 +245,8 @@ impl Metrics {
             breaker_tripped,
             leader,
             webhook_requests,
+            request_decisions,
+            request_decision_latency,
             opal_calls,
             notify,
         }
@@ -311,6 +333,21 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// One access request settled by a rule.
+    pub fn request_decision(&self, action: &str, outcome: &str) {
+        self.request_decisions
+            .get_or_create(&RequestDecisionLabels {
+                action: action.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Creation in Opal to the decision applied.
+    pub fn request_decision_latency(&self, latency: std::time::Duration) {
+        self.request_decision_latency.observe(latency.as_secs_f64());
     }
 
     /// The observer to give the Opal client (`Client::builder(..).observer(..)`).

@@ -10,6 +10,7 @@ mod hr_changes;
 mod leader;
 mod lockdown;
 mod notify;
+mod requests;
 mod review;
 mod safety;
 mod tenancy;
@@ -25,6 +26,7 @@ pub fn trials() -> Vec<E2eTrial> {
         review::trials(),
         lockdown::trials(),
         notify::trials(),
+        requests::trials(),
         safety::trials(),
         tenancy::trials(),
         hr_changes::trials(),

@@ -12,6 +12,7 @@ mod mock_api;
 mod notifications;
 mod objects;
 mod opal_events;
+pub mod requests;
 pub mod review;
 mod role_mapping;
 mod schedules;
@@ -273,9 +274,11 @@ pub async fn run_on(
         policies: policies.clone(),
         operator_namespace: operator_namespace.clone(),
     });
+    let doorbell = Arc::new(tokio::sync::Notify::new());
     let sinks = WebhookSinks {
         hr: Some(Arc::new(trigger.clone())),
         incident: Some(incident_sink),
+        doorbell: Some(Arc::new(requests::RequestDoorbell(doorbell.clone()))),
     };
     let webhook_state = WebhookState::from_config(&config, metrics.clone(), health.clone(), sinks)
         .map_err(|error| ControllerError::Webhooks(error.to_string()))?;
@@ -348,6 +351,19 @@ pub async fn run_on(
             }
         }
     };
+    let request_loop = requests::run_request_loop(
+        Arc::new(requests::RequestContext {
+            opal: report_context.opal.clone(),
+            ledger: requests::Ledger::new(client.clone(), &operator_namespace),
+            stores: stores.clone(),
+            views: view_updates.clone(),
+            metrics: metrics.clone(),
+            operator_namespace: operator_namespace.clone(),
+        }),
+        doorbell,
+        leadership.clone(),
+        config.requests.poll_interval(),
+    );
     let leader_gauge = {
         let mut leadership = leadership.clone();
         let metrics = metrics.clone();
@@ -377,6 +393,7 @@ pub async fn run_on(
         } => {},
         _ = sync_loop => {},
         _ = leader_gauge => {},
+        () = request_loop => {},
         () = events_feed => {},
         () = shutdown => tracing::info!("shutting down"),
     }

@@ -11,6 +11,7 @@
 //! | `POST /webhooks/alerts/splunk` | Splunk alert → Lockdown, 201 (200 if it exists) |
 //! | `POST /webhooks/alerts/datadog` | Datadog alert → Lockdown, 201 (200 if it exists) |
 //! | `POST /webhooks/alerts/generic` | any tool's signed JSON alert → Lockdown, 201 (200 if it exists) |
+//! | `POST /webhooks/opal/events` | an Opal event stream's delivery → [`Doorbell`], 202 |
 //!
 //! Every webhook request is handled in the same order, and nothing is acted on before the
 //! sender is authenticated: a hook without credentials in the configuration answers 404; a
@@ -128,6 +129,7 @@ pub use alerts::{
 pub use auth::{SIGNATURE_HEADER, TOKEN_HEADER};
 pub use health::Health;
 pub use hr::HrChangeSink;
+pub use routes::{OPAL_SIGNATURE_HEADER, OPAL_TIMESTAMP_HEADER};
 
 use crate::config::{AlertFieldPaths, OperatorConfig};
 use crate::engine::ObjectKey;
@@ -236,6 +238,13 @@ pub struct WebhookSinks {
     pub hr: Option<Arc<dyn HrChangeSink>>,
     /// Supplies the incident policy and creates the alert hooks' Lockdowns.
     pub incident: Option<Arc<dyn IncidentSink>>,
+    /// Woken by verified Opal event-stream deliveries.
+    pub doorbell: Option<Arc<dyn Doorbell>>,
+}
+
+/// Something that reads Opal at once when rung (the payload is never handed over).
+pub trait Doorbell: Send + Sync {
+    fn ring(&self);
 }
 
 /// Everything the handlers share: metrics, health, the hooks' credentials (a hook without them
@@ -248,6 +257,7 @@ pub struct WebhookState {
     splunk: Option<Secret>,
     datadog: Option<Secret>,
     generic: Option<GenericHook>,
+    opal_events: Option<Secret>,
     sinks: WebhookSinks,
     max_body_bytes: usize,
     operator_namespace: String,
@@ -277,6 +287,7 @@ impl WebhookState {
             splunk: None,
             datadog: None,
             generic: None,
+            opal_events: None,
             sinks: WebhookSinks::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             operator_namespace: operator_namespace.into(),
@@ -326,7 +337,19 @@ impl WebhookState {
                 generic.fields.clone(),
             );
         }
+        if let Some(opal_events) = &hooks.opal_events {
+            state = state.with_opal_events_secret(secret(
+                "webhooks.opalEvents.secret",
+                &opal_events.secret,
+            )?);
+        }
         Ok(state)
+    }
+
+    /// Enables `POST /webhooks/opal/events`, signed with this event-stream secret.
+    pub fn with_opal_events_secret(mut self, secret: Secret) -> Self {
+        self.opal_events = Some(secret);
+        self
     }
 
     /// Enables `POST /webhooks/bamboohr`.
@@ -398,6 +421,7 @@ pub fn router(state: Arc<WebhookState>) -> Router {
         .route("/webhooks/alerts/splunk", post(splunk_alert))
         .route("/webhooks/alerts/datadog", post(datadog_alert))
         .route("/webhooks/alerts/generic", post(generic_alert))
+        .route("/webhooks/opal/events", post(opal_events))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

@@ -45,6 +45,8 @@ pub(super) enum HookSuccess {
     AlreadyExists {
         lockdown: ObjectKey,
     },
+    /// The Opal doorbell: pending requests and audit events are read now.
+    Rung,
 }
 
 impl HookSuccess {
@@ -54,6 +56,7 @@ impl HookSuccess {
             Self::Ignored { .. } => "ignored",
             Self::Created { .. } => "created",
             Self::AlreadyExists { .. } => "already_exists",
+            Self::Rung => "rung",
         }
     }
 }
@@ -87,6 +90,7 @@ pub(super) fn reply(
                     StatusCode::OK,
                     json!({"outcome": outcome, "lockdown": lockdown_json(lockdown)}),
                 ),
+                HookSuccess::Rung => (StatusCode::ACCEPTED, json!({"outcome": outcome})),
             };
             (status, axum::Json(body)).into_response()
         }
@@ -179,6 +183,47 @@ pub(super) fn accept_workday(
     auth::verify_signature(secret, headers, &body)?;
     let worker_ids = hr::parse_workday(&body)?;
     deliver_hr_change(state, "workday", worker_ids)
+}
+
+pub(super) async fn opal_events(
+    State(state): State<Arc<WebhookState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = accept_opal_events(&state, &headers, body);
+    reply(&state, "opal_events", result)
+}
+
+/// Opal's event-stream header names.
+pub const OPAL_SIGNATURE_HEADER: &str = "x-opal-signature";
+pub const OPAL_TIMESTAMP_HEADER: &str = "x-opal-request-timestamp";
+/// How far a delivery's timestamp may be from now.
+const OPAL_MAX_AGE_SECONDS: i64 = 300;
+
+/// The body is never parsed: a verified delivery only rings the doorbell. A replay inside the
+/// freshness window costs one extra read and changes nothing.
+pub(super) fn accept_opal_events(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<HookSuccess, HookError> {
+    let secret = state.opal_events.as_ref().ok_or(HookError::NotConfigured)?;
+    let body = read_body(body, state.max_body_bytes)?;
+    auth::verify_timestamped_signature(
+        secret,
+        headers,
+        &body,
+        (OPAL_SIGNATURE_HEADER, OPAL_TIMESTAMP_HEADER),
+        Utc::now(),
+        OPAL_MAX_AGE_SECONDS,
+    )?;
+    let doorbell = state
+        .sinks
+        .doorbell
+        .as_ref()
+        .ok_or(HookError::Unavailable)?;
+    doorbell.ring();
+    Ok(HookSuccess::Rung)
 }
 
 pub(super) async fn splunk_alert(

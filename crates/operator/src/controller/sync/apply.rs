@@ -119,6 +119,7 @@ pub(super) async fn apply(
         HrState::Failed(message) => Some(message.clone()),
         _ => None,
     };
+    let employees: Arc<[Employee]> = Arc::from(confirmed_world.hr.employees().to_vec());
     state.cache = match confirmed_world.hr {
         HrState::Snapshot(employees) => Some(Cache {
             employees,
@@ -142,6 +143,7 @@ pub(super) async fn apply(
         error: None,
         breaker_tripped_at,
         notifications: notification_health(context),
+        employees,
     }
 }
 

@@ -130,6 +130,9 @@ pub struct SyncView {
     pub breaker_tripped_at: Option<DateTime<Utc>>,
     /// `None` without notification channels; otherwise why they are degraded, if they are.
     pub notifications: Option<Option<String>>,
+    /// The HR records the plan read (empty when HR could not be read), for the request
+    /// decider's requester lookups.
+    pub employees: Arc<[Employee]>,
 }
 
 #[cfg(test)]
@@ -146,6 +149,7 @@ impl SyncView {
             error: None,
             breaker_tripped_at: None,
             notifications: None,
+            employees: Arc::from(Vec::new()),
         }
     }
 }

@@ -152,6 +152,7 @@ pub(super) fn view_with_error(
         error: Some(failure),
         breaker_tripped_at: previous.and_then(|v| v.breaker_tripped_at),
         notifications: previous.and_then(|v| v.notifications.clone()),
+        employees: previous.map_or_else(|| Arc::from(Vec::new()), |v| v.employees.clone()),
     }
 }
 

@@ -1,0 +1,249 @@
+//! The requests ledger: one Secret per Opal request in the operator namespace, named after
+//! the request. Creating it is the claim (the apiserver lets exactly one creator win), and it
+//! records the decision before Opal is touched, so a restart or a second replica resumes the
+//! same decision instead of making a new one. Secrets because the operator already holds
+//! exactly get/create/patch/delete on them there and nothing else; no listing is needed.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use sha2::{Digest, Sha256};
+
+/// The Secret type that marks a ledger entry.
+pub const LEDGER_TYPE: &str = "opal-operator.io/request-ledger";
+
+/// Where an entry stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Decided and claimed; Opal may or may not have been told yet.
+    Claimed,
+    /// Opal accepted the decision.
+    Applied,
+    /// The request was no longer pending when the operator came to act.
+    DecidedElsewhere,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Claimed => "Claimed",
+            Phase::Applied => "Applied",
+            Phase::DecidedElsewhere => "DecidedElsewhere",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Phase::Claimed, Phase::Applied, Phase::DecidedElsewhere]
+            .into_iter()
+            .find(|phase| phase.as_str() == text)
+    }
+}
+
+/// One request's entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub request_id: String,
+    pub phase: Phase,
+    /// `namespace/name` of the deciding AccessPolicy, or of the Lockdown.
+    pub decided_by: String,
+    pub rule: String,
+    /// `AutoApprove` or `Deny`.
+    pub action: String,
+    /// The exact comment sent to Opal; finding it on the request proves the decision landed.
+    pub comment: String,
+    pub claimed_at: DateTime<Utc>,
+    pub outcome: String,
+}
+
+/// The entry's Secret name: the request id when it is a DNS label, a hash of it otherwise.
+pub fn entry_name(request_id: &str) -> String {
+    let plain = request_id.len() <= 50
+        && !request_id.is_empty()
+        && request_id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if plain {
+        format!("opal-request-{request_id}")
+    } else {
+        let digest = Sha256::digest(request_id.as_bytes());
+        format!("opal-request-{}", &hex::encode(digest)[..40])
+    }
+}
+
+fn text(data: &BTreeMap<String, k8s_openapi::ByteString>, key: &str) -> String {
+    data.get(key)
+        .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned())
+        .unwrap_or_default()
+}
+
+impl Entry {
+    fn from_secret(secret: &Secret) -> Option<Self> {
+        if secret.type_.as_deref() != Some(LEDGER_TYPE) {
+            return None;
+        }
+        let data = secret.data.as_ref()?;
+        Some(Self {
+            request_id: text(data, "requestId"),
+            phase: Phase::parse(&text(data, "phase"))?,
+            decided_by: text(data, "decidedBy"),
+            rule: text(data, "rule"),
+            action: text(data, "action"),
+            comment: text(data, "comment"),
+            claimed_at: DateTime::parse_from_rfc3339(&text(data, "claimedAt"))
+                .ok()?
+                .with_timezone(&Utc),
+            outcome: text(data, "outcome"),
+        })
+    }
+
+    fn to_secret(&self, namespace: &str) -> Secret {
+        let data = [
+            ("requestId", self.request_id.clone()),
+            ("phase", self.phase.as_str().to_owned()),
+            ("decidedBy", self.decided_by.clone()),
+            ("rule", self.rule.clone()),
+            ("action", self.action.clone()),
+            ("comment", self.comment.clone()),
+            ("claimedAt", self.claimed_at.to_rfc3339()),
+            ("outcome", self.outcome.clone()),
+        ];
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(entry_name(&self.request_id)),
+                namespace: Some(namespace.to_owned()),
+                labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    "opal-operator".to_owned(),
+                )])),
+                ..Default::default()
+            },
+            type_: Some(LEDGER_TYPE.to_owned()),
+            string_data: Some(
+                data.into_iter()
+                    .map(|(key, value)| (key.to_owned(), value))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+}
+
+/// Why the ledger could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("requests ledger: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("requests ledger: Secret {0} exists but is not a ledger entry")]
+    Foreign(String),
+}
+
+/// The ledger in one namespace.
+#[derive(Clone)]
+pub struct Ledger {
+    api: Api<Secret>,
+    namespace: String,
+}
+
+impl Ledger {
+    pub fn new(client: kube::Client, namespace: &str) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// The request's entry, if one was claimed.
+    pub async fn get(&self, request_id: &str) -> Result<Option<Entry>, LedgerError> {
+        let name = entry_name(request_id);
+        match self.api.get_opt(&name).await? {
+            None => Ok(None),
+            Some(secret) => Entry::from_secret(&secret)
+                .map(Some)
+                .ok_or(LedgerError::Foreign(name)),
+        }
+    }
+
+    /// Claims the request with `entry`; when another claim won, returns that one instead.
+    pub async fn claim(&self, entry: &Entry) -> Result<Entry, LedgerError> {
+        match self
+            .api
+            .create(&PostParams::default(), &entry.to_secret(&self.namespace))
+            .await
+        {
+            Ok(_) => Ok(entry.clone()),
+            Err(kube::Error::Api(response)) if response.code == 409 => self
+                .get(&entry.request_id)
+                .await?
+                .ok_or_else(|| LedgerError::Foreign(entry_name(&entry.request_id))),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Moves an entry to `phase`, noting what happened.
+    pub async fn finish(
+        &self,
+        request_id: &str,
+        phase: Phase,
+        outcome: &str,
+    ) -> Result<(), LedgerError> {
+        let patch = serde_json::json!({
+            "stringData": {"phase": phase.as_str(), "outcome": outcome}
+        });
+        self.api
+            .patch(
+                &entry_name(request_id),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names_are_dns_labels_and_distinct() {
+        assert_eq!(
+            entry_name("3f2a9c1e-0000-4000-8000-000000000001"),
+            "opal-request-3f2a9c1e-0000-4000-8000-000000000001"
+        );
+        let odd = entry_name("Req/With Spaces");
+        assert!(odd.len() <= 63, "{odd}");
+        assert!(
+            odd.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
+        assert_ne!(odd, entry_name("Req/With Spaces2"));
+    }
+
+    #[test]
+    fn an_entry_round_trips_through_its_secret() {
+        let entry = Entry {
+            request_id: "r-1".to_owned(),
+            phase: Phase::Claimed,
+            decided_by: "opal-system/jit".to_owned(),
+            rule: "short".to_owned(),
+            action: "AutoApprove".to_owned(),
+            comment: "approved".to_owned(),
+            claimed_at: DateTime::parse_from_rfc3339("2026-12-07T08:00:00Z")
+                .expect("time")
+                .with_timezone(&Utc),
+            outcome: String::new(),
+        };
+        let mut secret = entry.to_secret("opal-system");
+        // The apiserver turns stringData into data.
+        secret.data = secret.string_data.take().map(|data| {
+            data.into_iter()
+                .map(|(key, value)| (key, k8s_openapi::ByteString(value.into_bytes())))
+                .collect()
+        });
+        assert_eq!(Entry::from_secret(&secret), Some(entry));
+        secret.type_ = Some("Opaque".to_owned());
+        assert_eq!(Entry::from_secret(&secret), None);
+    }
+}

@@ -1,0 +1,353 @@
+//! The just-in-time request decider. On the leader only, every `requests.pollInterval` or when
+//! the Opal doorbell rings: read Opal's pending requests, gather what the rules need (the
+//! requester's Opal and HR records, the targets' tags and ratings, Lockdowns), let the engine
+//! decide, and carry an `AutoApprove` or `Deny` out exactly once through the ledger:
+//! claim → re-read the request → act with the decision's comment → record.
+
+mod ledger;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Notify, watch};
+
+pub use self::ledger::{Entry, LEDGER_TYPE, Ledger, LedgerError, Phase, entry_name};
+use super::SyncView;
+use super::leader::Leadership;
+use super::objects::{Stores, key_of};
+use crate::crd::{AccessPolicy, Sensitivity};
+use crate::engine::{
+    OnCallAnswer, PolicyRequestRules, RequestDecision, RequestFacts, RequestVerdict,
+    RequestedTarget, TargetKind, decide_request, lockdowns_on_request,
+};
+use crate::metrics::Metrics;
+use crate::opal::model::{ApprovalLevel, Request, RequestStatus, RiskSensitivity};
+use crate::opal::{Client as OpalClient, OpalError, RequestFilter};
+use crate::webhooks::Doorbell;
+
+/// Why one pass over the pending requests stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("Opal: {0}")]
+    Opal(#[from] OpalError),
+    #[error("{0}")]
+    Ledger(#[from] LedgerError),
+}
+
+/// Wakes the decider at once (the Opal event-stream doorbell).
+pub struct RequestDoorbell(pub Arc<Notify>);
+
+impl Doorbell for RequestDoorbell {
+    fn ring(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// What the decider reads and writes.
+pub struct RequestContext {
+    pub opal: OpalClient,
+    pub ledger: Ledger,
+    pub stores: Stores,
+    pub views: watch::Receiver<Option<Arc<SyncView>>>,
+    pub metrics: Arc<Metrics>,
+    pub operator_namespace: String,
+}
+
+/// Runs passes until dropped: after `poll` (when set), a doorbell ring, or gaining the lease.
+pub async fn run_request_loop(
+    context: Arc<RequestContext>,
+    doorbell: Arc<Notify>,
+    mut leadership: Leadership,
+    poll: Option<Duration>,
+) {
+    loop {
+        if leadership.is_leader() {
+            match decide_pending(&context).await {
+                Ok(decided) if decided > 0 => tracing::info!(decided, "pending requests decided"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "deciding pending requests failed"),
+            }
+        }
+        let wait = async {
+            match poll {
+                Some(poll) => tokio::time::sleep(poll).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = wait => {},
+            () = doorbell.notified() => {},
+            _ = leadership.changed() => {},
+        }
+    }
+}
+
+/// One pass: every pending request a rule matches is decided; returns how many were.
+pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestError> {
+    let policies: Vec<(Arc<AccessPolicy>, PolicyRequestRules)> = context
+        .stores
+        .access_policies
+        .state()
+        .into_iter()
+        .filter(|policy| !policy.spec.requests.is_empty())
+        .map(|policy| {
+            let rules = policy.spec.request_rules(key_of(policy.as_ref()));
+            (policy, rules)
+        })
+        .collect();
+    if policies.is_empty() {
+        return Ok(0);
+    }
+    let pending = context
+        .opal
+        .list_requests(&RequestFilter {
+            pending_only: true,
+            ..Default::default()
+        })
+        .await?;
+    let rules: Vec<PolicyRequestRules> = policies.iter().map(|(_, rules)| rules.clone()).collect();
+    let mut decided = 0;
+    for request in pending
+        .iter()
+        .filter(|r| r.status == RequestStatus::Pending)
+    {
+        let entry = match context.ledger.get(&request.id).await? {
+            Some(entry) if entry.phase == Phase::Claimed => entry,
+            Some(_) => continue,
+            None => {
+                let facts = gather_facts(context, request).await?;
+                let Some(decision) = decide(context, &facts, &rules) else {
+                    continue;
+                };
+                let verdict = decision.verdict();
+                if matches!(verdict, RequestVerdict::Route { .. }) {
+                    // Routing opens tickets; it lands with its channels. Until then the
+                    // request stays with Opal's own reviewers.
+                    continue;
+                }
+                let (decided_by, rule) = match &decision {
+                    RequestDecision::Rule { policy, rule, .. } => {
+                        (policy.to_string(), rule.clone())
+                    }
+                    RequestDecision::Locked { lockdown } => {
+                        (lockdown.to_string(), "lockdown".to_owned())
+                    }
+                };
+                let claim = Entry {
+                    request_id: request.id.clone(),
+                    phase: Phase::Claimed,
+                    decided_by,
+                    rule,
+                    action: verdict.label().to_owned(),
+                    comment: decision.comment(),
+                    claimed_at: Utc::now(),
+                    outcome: String::new(),
+                };
+                context.ledger.claim(&claim).await?
+            }
+        };
+        carry_out(context, &entry).await?;
+        decided += 1;
+    }
+    Ok(decided)
+}
+
+fn decide(
+    context: &RequestContext,
+    facts: &RequestFacts,
+    rules: &[PolicyRequestRules],
+) -> Option<RequestDecision> {
+    let inputs = context
+        .stores
+        .inputs(&context.operator_namespace, None, Utc::now());
+    let tenancy: Vec<_> = inputs
+        .policies
+        .iter()
+        .filter(|policy| policy.key.namespace == context.operator_namespace)
+        .flat_map(|policy| policy.rules.tenancy.iter().cloned())
+        .collect();
+    let mut facts = facts.clone();
+    facts.lockdowns = lockdowns_on_request(
+        &inputs.lockdowns,
+        inputs.at,
+        &context.operator_namespace,
+        &tenancy,
+        &facts,
+    );
+    decide_request(&facts, rules, &context.operator_namespace, &tenancy)
+}
+
+/// Acts on a claimed entry: re-reads the request, and approves or denies it only while it is
+/// still pending; a request found decided with this entry's comment was decided by this
+/// entry before a restart.
+async fn carry_out(context: &RequestContext, entry: &Entry) -> Result<(), RequestError> {
+    let current = context.opal.request(&entry.request_id).await?;
+    if current.status != RequestStatus::Pending {
+        let comments = context.opal.request_comments(&entry.request_id).await?;
+        let ours = comments.iter().any(|c| c.comment == entry.comment);
+        let (phase, outcome) = if ours {
+            (Phase::Applied, format!("{:?} in Opal", current.status))
+        } else {
+            (
+                Phase::DecidedElsewhere,
+                format!(
+                    "already {:?} in Opal before the operator acted",
+                    current.status
+                ),
+            )
+        };
+        context
+            .ledger
+            .finish(&entry.request_id, phase, &outcome)
+            .await?;
+        context
+            .metrics
+            .request_decision(&entry.action, phase.as_str());
+        return Ok(());
+    }
+    let result = match entry.action.as_str() {
+        "AutoApprove" => {
+            context
+                .opal
+                .approve_request(
+                    &entry.request_id,
+                    &ApprovalLevel::Regular,
+                    Some(&entry.comment),
+                )
+                .await
+        }
+        _ => {
+            context
+                .opal
+                .deny_request(&entry.request_id, &entry.comment, None)
+                .await
+        }
+    };
+    match result {
+        Ok(request) => {
+            let outcome = format!("{:?} in Opal", request.status);
+            context
+                .ledger
+                .finish(&entry.request_id, Phase::Applied, &outcome)
+                .await?;
+            context.metrics.request_decision(&entry.action, "Applied");
+            let latency = Utc::now() - current.created_at.unwrap_or_else(Utc::now);
+            context
+                .metrics
+                .request_decision_latency(latency.to_std().unwrap_or_default());
+            tracing::info!(request = %entry.request_id, action = %entry.action, rule = %entry.rule, by = %entry.decided_by, "request decided");
+            Ok(())
+        }
+        // Opal does not document its answer for a request that is no longer pending: any 4xx
+        // is read as "decided meanwhile" and settled by the next pass's re-read.
+        Err(error)
+            if error
+                .status()
+                .is_some_and(|status| (400..500).contains(&status)) =>
+        {
+            tracing::info!(request = %entry.request_id, %error, "request changed while deciding; re-read next pass");
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn sensitivity(rating: Option<&RiskSensitivity>) -> Option<Sensitivity> {
+    match rating? {
+        RiskSensitivity::None => Some(Sensitivity::None),
+        RiskSensitivity::Low => Some(Sensitivity::Low),
+        RiskSensitivity::Medium => Some(Sensitivity::Medium),
+        RiskSensitivity::High => Some(Sensitivity::High),
+        RiskSensitivity::Critical => Some(Sensitivity::Critical),
+        RiskSensitivity::Unrated | RiskSensitivity::Unknown(_) => None,
+    }
+}
+
+/// The requester's records, the targets as Opal describes them, the duration and the time.
+async fn gather_facts(
+    context: &RequestContext,
+    request: &Request,
+) -> Result<RequestFacts, RequestError> {
+    let opal = &context.opal;
+    let requester = opal.user_by_id(&request.requester_id).await?;
+    let requester_email = requester.map(|user| user.email);
+    let employee = {
+        let view = context.views.borrow().clone();
+        requester_email.as_ref().and_then(|email| {
+            view?
+                .employees
+                .iter()
+                .find(|employee| employee.email.eq_ignore_ascii_case(email))
+                .cloned()
+        })
+    };
+    let mut targets = Vec::with_capacity(request.requested_items_list.len());
+    for item in &request.requested_items_list {
+        let target = match (&item.group_id, &item.resource_id) {
+            (Some(id), _) => {
+                let group = opal.group(id).await?;
+                let tags = opal.group_tags(id).await?;
+                RequestedTarget {
+                    kind: TargetKind::Group,
+                    id: id.clone(),
+                    name: group.name,
+                    tags: tags
+                        .into_iter()
+                        .map(|t| (t.key, t.value.unwrap_or_default()))
+                        .collect(),
+                    sensitivity: sensitivity(
+                        group
+                            .risk_sensitivity_override
+                            .as_ref()
+                            .or(group.risk_sensitivity.as_ref()),
+                    ),
+                }
+            }
+            (None, Some(id)) => {
+                let resource = opal.resource(id).await?;
+                let tags = opal.resource_tags(id).await?;
+                RequestedTarget {
+                    kind: TargetKind::Resource,
+                    id: id.clone(),
+                    name: resource.name,
+                    tags: tags
+                        .into_iter()
+                        .map(|t| (t.key, t.value.unwrap_or_default()))
+                        .collect(),
+                    sensitivity: sensitivity(
+                        resource
+                            .risk_sensitivity_override
+                            .as_ref()
+                            .or(resource.risk_sensitivity.as_ref()),
+                    ),
+                }
+            }
+            (None, None) => continue,
+        };
+        targets.push(target);
+    }
+    let on_behalf_of = match (&request.target_user_id, &request.target_group_id) {
+        (Some(user), _) if *user != request.requester_id => Some(format!("user {user}")),
+        (_, Some(group)) => Some(format!("group {group}")),
+        _ => None,
+    };
+    Ok(RequestFacts {
+        request_id: request.id.clone(),
+        requester_user_id: request.requester_id.clone(),
+        requester_email,
+        requester: employee,
+        targets,
+        duration: request
+            .duration_minutes
+            .filter(|minutes| *minutes > 0)
+            .map(chrono::Duration::minutes),
+        created_at: request.created_at.unwrap_or_else(Utc::now),
+        // On-call lookups land with the PagerDuty REST client; until then an on-call
+        // condition never holds.
+        on_call: BTreeMap::<_, OnCallAnswer>::new(),
+        lockdowns: Vec::new(),
+        on_behalf_of,
+    })
+}

@@ -1,0 +1,233 @@
+//! Just-in-time requests on the real apiserver: an AccessPolicy's `requests` rules approve and
+//! deny pending Opal requests once each, with the rule in the comment, through a ledger of
+//! Secrets; a request no rule matches is left alone; a ledger entry claimed before a restart
+//! is carried out as recorded, not decided again.
+
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ObjectMeta, PostParams};
+use libtest_mimic::Failed;
+use opal_operator::controller::requests::{LEDGER_TYPE, entry_name};
+use opal_operator::crd::AccessPolicy;
+use opal_operator::sim::opal::{GrantTarget, NewRequest};
+use opal_operator::standalone::Sources;
+use serde_json::json;
+
+use super::harness::{InProcessOperator, OperatorOptions, Org, api, eventually, opal_user_id};
+use crate::trials::{E2eTrial, TestContext};
+
+pub fn trials() -> Vec<E2eTrial> {
+    vec![e2e_trial!(
+        rules_approve_and_deny_pending_requests_once_and_resume_claimed_entries
+    )]
+}
+
+const DECISION: Duration = Duration::from_secs(60);
+const BREAK_GLASS: &str = "Production Break-Glass";
+const CONTRACTORS: &str = "Contractors";
+/// Engineering in the sample HR data.
+const ENGINEER: &str = "yara.reyes@acme.example";
+/// Sales in the sample HR data.
+const SALES: &str = "zara.singh@acme.example";
+const RESUMED_COMMENT: &str = "denied by a decision claimed before the restart";
+
+fn jit_policy(namespace: &str) -> Result<AccessPolicy, Failed> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "opal-operator.io/v1alpha1",
+        "kind": "AccessPolicy",
+        "metadata": {"name": "jit", "namespace": namespace},
+        "spec": {"requests": [
+            {"name": "deny-open-ended", "match": {"durationAbove": "168h"}, "action": "Deny"},
+            {"name": "engineers-break-glass", "action": "AutoApprove", "match": {
+                "requester": {"matchLabels": {"department": "Engineering"}},
+                "targets": [{"group": {"name": BREAK_GLASS}}],
+                "targetTags": {"sensitivity": "high"},
+                "durationAtMost": "4h"}},
+        ]},
+    }))?)
+}
+
+fn group(org: &Org, name: &str) -> Result<GrantTarget, Failed> {
+    org.opal
+        .state()
+        .group_id(name)
+        .map(GrantTarget::Group)
+        .ok_or_else(|| format!("group {name:?} is not in the sample org").into())
+}
+
+fn pending(
+    org: &Org,
+    requester: &str,
+    target: GrantTarget,
+    minutes: i64,
+) -> Result<String, Failed> {
+    Ok(org.opal.state().add_pending_request(NewRequest {
+        requester_id: requester.to_owned(),
+        target_user_id: None,
+        reason: "handover".to_owned(),
+        duration_minutes: minutes,
+        items: vec![(target, String::new())],
+    })?)
+}
+
+fn status(org: &Org, request_id: &str) -> String {
+    org.opal
+        .state()
+        .request(request_id)
+        .map(|request| request.status)
+        .unwrap_or_default()
+}
+
+/// A ledger entry as the operator would have claimed it just before being killed.
+fn claimed_entry(namespace: &str, request_id: &str) -> Secret {
+    let data = [
+        ("requestId", request_id),
+        ("phase", "Claimed"),
+        ("decidedBy", "opal-system/earlier"),
+        ("rule", "earlier-rule"),
+        ("action", "Deny"),
+        ("comment", RESUMED_COMMENT),
+        ("claimedAt", "2026-12-01T00:00:00+00:00"),
+        ("outcome", ""),
+    ];
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(entry_name(request_id)),
+            namespace: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        type_: Some(LEDGER_TYPE.to_owned()),
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+async fn ledger_phase(ctx: &TestContext, request_id: &str) -> Result<Option<String>, Failed> {
+    let secret = api::<Secret>(&ctx.client, &ctx.namespace)
+        .get_opt(&entry_name(request_id))
+        .await?;
+    Ok(secret.and_then(|secret| {
+        secret
+            .data?
+            .get("phase")
+            .map(|phase| String::from_utf8_lossy(&phase.0).into_owned())
+    }))
+}
+
+async fn rules_approve_and_deny_pending_requests_once_and_resume_claimed_entries(
+    ctx: TestContext,
+) -> Result<(), Failed> {
+    let mut org = Org::start(&ctx.namespace, "10m").await?;
+    org.manifests
+        .access_policies
+        .push(jit_policy(&ctx.namespace)?);
+    org.apply_manifests(&ctx.client).await?;
+    let engineer = opal_user_id(&org, ENGINEER)?;
+    let seller = opal_user_id(&org, SALES)?;
+    let approve = pending(&org, &engineer, group(&org, BREAK_GLASS)?, 60)?;
+    let deny = pending(&org, &engineer, group(&org, CONTRACTORS)?, -1)?;
+    let untouched = pending(&org, &seller, group(&org, BREAK_GLASS)?, 60)?;
+    // Claimed before a restart with a decision today's rules would not make.
+    let resumed = pending(&org, &seller, group(&org, CONTRACTORS)?, 30)?;
+    api::<Secret>(&ctx.client, &ctx.namespace)
+        .create(
+            &PostParams::default(),
+            &claimed_entry(&ctx.namespace, &resumed),
+        )
+        .await?;
+
+    let operator = InProcessOperator::start(
+        &ctx,
+        &org,
+        OperatorOptions {
+            interval: Duration::from_secs(600),
+            lease: true,
+            identity: "e2e-requests".into(),
+        },
+    )
+    .await?;
+    eventually(
+        "the rules decide both requests and the claim is resumed",
+        DECISION,
+        || async {
+            let statuses = [
+                status(&org, &approve),
+                status(&org, &deny),
+                status(&org, &resumed),
+            ];
+            Ok((statuses == ["APPROVED", "DENIED", "DENIED"]).then_some(()))
+        },
+    )
+    .await?;
+    let held = org.opal.state().user_grants(&engineer);
+    if !held
+        .iter()
+        .any(|grant| Some(&grant.target) == group(&org, BREAK_GLASS).ok().as_ref())
+    {
+        return Err(format!("the approved request granted nothing: {held:?}").into());
+    }
+
+    let opal = Sources::from_config(&org.config()?)?.opal;
+    let comments = |id: String| {
+        let opal = opal.clone();
+        async move {
+            Ok::<Vec<String>, Failed>(
+                opal.request_comments(&id)
+                    .await?
+                    .into_iter()
+                    .map(|c| c.comment)
+                    .collect(),
+            )
+        }
+    };
+    let approved_comments = comments(approve.clone()).await?;
+    if !approved_comments
+        .iter()
+        .any(|c| c.contains("AccessPolicy") && c.contains("\"engineers-break-glass\""))
+    {
+        return Err(format!("the approval names no rule: {approved_comments:?}").into());
+    }
+    let denied_comments = comments(deny.clone()).await?;
+    if !denied_comments
+        .iter()
+        .any(|c| c.contains("\"deny-open-ended\""))
+    {
+        return Err(format!("the denial names no rule: {denied_comments:?}").into());
+    }
+    if comments(resumed.clone()).await? != [RESUMED_COMMENT] {
+        return Err("the resumed claim was decided again instead of carried out".into());
+    }
+    for id in [&approve, &deny, &resumed] {
+        let phase = ledger_phase(&ctx, id).await?;
+        if phase.as_deref() != Some("Applied") {
+            return Err(format!("ledger entry of {id} is {phase:?}, not Applied").into());
+        }
+    }
+
+    // Several more passes go by: nothing is decided twice, and the unmatched request stays
+    // with Opal's reviewers without a ledger entry.
+    let lists = |org: &Org| org.opal.counters().calls("GET /requests");
+    let seen = lists(&org);
+    eventually(
+        "two more passes over pending requests",
+        DECISION,
+        || async { Ok((lists(&org) >= seen + 2).then_some(())) },
+    )
+    .await?;
+    if status(&org, &untouched) != "PENDING" || ledger_phase(&ctx, &untouched).await?.is_some() {
+        return Err("a request no rule matches was acted on".into());
+    }
+    let counters = org.opal.counters();
+    let decisions =
+        counters.calls("POST /requests/{id}/approve") + counters.calls("POST /requests/{id}/deny");
+    if decisions != 3 {
+        return Err(format!("expected 3 decisions sent to Opal, saw {decisions}").into());
+    }
+    operator.stop().await
+}
