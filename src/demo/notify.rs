@@ -92,6 +92,7 @@ impl NotificationSims {
                     source: "opal-operator".to_owned(),
                     component: Some("access".to_owned()),
                     group: None,
+                    rest: None,
                 }),
             ),
         ]);

@@ -269,10 +269,38 @@ pub struct PagerDutyConfig {
     pub component: Option<String>,
     #[serde(default)]
     pub group: Option<String>,
+    /// The REST API (on-call lookups, incidents), used only when set; the Events API above
+    /// keeps working without it.
+    #[serde(default)]
+    pub rest: Option<PagerDutyRestConfig>,
 }
 
 fn default_pagerduty_url() -> String {
     "https://events.pagerduty.com/v2/enqueue".to_owned()
+}
+
+/// PagerDuty's REST API v2, authenticated with an API key (`Authorization: Token token=…`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PagerDutyRestConfig {
+    /// The API root every path is appended to; the public one unless a proxy or a simulator
+    /// stands in.
+    #[serde(default = "default_pagerduty_api_url")]
+    pub api_url: String,
+    /// A general or user API key. Lookups only need read access; opening, annotating and
+    /// resolving incidents need a key that may write.
+    pub api_key: SecretRef,
+    /// The email address of a PagerDuty user, sent as the `From` header that every write must
+    /// carry; PagerDuty records the writes as that user's. Without it only lookups work.
+    #[serde(default)]
+    pub from_email: Option<String>,
+    /// The service incidents are opened on. Without it no incident can be opened.
+    #[serde(default)]
+    pub service_id: Option<String>,
+}
+
+fn default_pagerduty_api_url() -> String {
+    "https://api.pagerduty.com".to_owned()
 }
 
 fn default_source() -> String {
@@ -449,7 +477,10 @@ impl ChannelConfig {
             }
             Self::PagerDuty(pd) => {
                 endpoint(&pd.events_url, "eventsUrl")?;
-                required(&pd.source, "source")
+                required(&pd.source, "source")?;
+                pd.rest
+                    .as_ref()
+                    .map_or(Ok(()), PagerDutyRestConfig::validate)
             }
             Self::SplunkHec(hec) => {
                 endpoint(&hec.url, "url")?;
@@ -487,6 +518,22 @@ impl EmailConfig {
             if self.username.is_some() {
                 return Err("credentials are never sent without TLS".to_owned());
             }
+        }
+        Ok(())
+    }
+}
+
+impl PagerDutyRestConfig {
+    fn validate(&self) -> Result<(), String> {
+        endpoint(&self.api_url, "rest.apiUrl")?;
+        if let Some(from) = &self.from_email {
+            let (local, domain) = from.split_once('@').unwrap_or_default();
+            if local.is_empty() || domain.is_empty() || from.contains(char::is_whitespace) {
+                return Err(format!("rest.fromEmail {from:?} is not an email address"));
+            }
+        }
+        if let Some(service) = &self.service_id {
+            required(service, "rest.serviceId")?;
         }
         Ok(())
     }
@@ -640,6 +687,48 @@ outbox:
         );
         assert!(text.contains("\"secops-slack\""), "{text}");
         assert!(!text.contains("\"pd\", \"slak"), "{text}");
+    }
+
+    #[test]
+    fn pagerduty_rest_section_is_optional_and_checked() {
+        let config: NotifyConfig = serde_yaml::from_str(SAMPLE).expect("parse");
+        let Some(ChannelConfig::PagerDuty(pd)) = config.channels.get("pd") else {
+            panic!("pd");
+        };
+        assert_eq!(
+            pd.rest, None,
+            "a channel without rest keeps only the Events API"
+        );
+
+        let with_rest = "channels:\n  pd:\n    type: pagerDuty\n    routingKey: {env: K}\n    rest:\n      apiKey: {env: PD_API}\n      fromEmail: bot@example.com\n      serviceId: PSVC01\n";
+        let config: NotifyConfig = serde_yaml::from_str(with_rest).expect("parse");
+        config.validate().expect("valid");
+        let Some(ChannelConfig::PagerDuty(pd)) = config.channels.get("pd") else {
+            panic!("pd");
+        };
+        let rest = pd.rest.as_ref().expect("rest");
+        assert_eq!(rest.api_url, "https://api.pagerduty.com");
+        assert_eq!(rest.api_key, SecretRef::env("PD_API"));
+        assert_eq!(rest.from_email.as_deref(), Some("bot@example.com"));
+        assert_eq!(rest.service_id.as_deref(), Some("PSVC01"));
+
+        let typo = "channels:\n  pd:\n    type: pagerDuty\n    routingKey: {env: K}\n    rest:\n      apiKey: {env: A}\n      fromMail: a@b.c\n";
+        assert!(serde_yaml::from_str::<NotifyConfig>(typo).is_err());
+        for bad in [
+            "      apiUrl: http://api.example.com\n",
+            "      fromEmail: not-an-address\n",
+            "      serviceId: \" \"\n",
+        ] {
+            let yaml = format!(
+                "channels:\n  pd:\n    type: pagerDuty\n    routingKey: {{env: K}}\n    rest:\n      apiKey: {{env: A}}\n{bad}"
+            );
+            let config: NotifyConfig = serde_yaml::from_str(&yaml).expect(&yaml);
+            assert_eq!(
+                config.validate().expect_err(&yaml).label(),
+                "config",
+                "{yaml}"
+            );
+        }
     }
 
     #[test]

@@ -62,6 +62,7 @@ mod message;
 mod metrics;
 mod outbox;
 mod pagerduty;
+mod pagerduty_rest;
 pub mod render;
 mod servicenow;
 mod slack;
@@ -71,8 +72,8 @@ mod webhook;
 pub use channel::{Channel, ChannelRegistry, DeliveryProgress, Receipt};
 pub use config::{
     ChannelConfig, ChannelKind, EmailConfig, JiraConfig, JsmConfig, NotifyConfig, OutboxConfig,
-    PagerDutyConfig, ServiceNowConfig, SlackApiConfig, SlackWebhookConfig, SmtpSecurity,
-    SplunkHecConfig, WebhookConfig, validate_channel_refs,
+    PagerDutyConfig, PagerDutyRestConfig, ServiceNowConfig, SlackApiConfig, SlackWebhookConfig,
+    SmtpSecurity, SplunkHecConfig, WebhookConfig, validate_channel_refs,
 };
 pub use email::{EmailClient, KEY_HEADER};
 pub use error::{EnqueueError, NotifyError};
@@ -86,6 +87,9 @@ pub use outbox::{
     ChannelHealth, ChannelState, DeliveryOutcome, DeliveryReport, HealthReport, Outbox,
 };
 pub use pagerduty::{AlertEvent, AlertPayload, EventAction, PagerDutyClient, PagerDutySeverity};
+pub use pagerduty_rest::{
+    OnCallEntry, OnCallQuery, PAGERDUTY_REST_ACCEPT, PagerDutyRest, rest_clients,
+};
 pub use servicenow::{Record, ServiceNowClient};
 pub use slack::{PostedMessage, SlackApiClient, SlackUser, SlackWebhookClient};
 pub use splunk::{HecAck, HecClient, HecError};
