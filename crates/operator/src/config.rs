@@ -82,17 +82,12 @@ pub struct RequestSettings {
     /// the Opal event-stream doorbell still triggers a read at once).
     #[serde(default = "default_request_poll_interval")]
     pub poll_interval: GoDuration,
-    /// How long a decided request's ledger entry is kept (Go duration): a request Opal lists
-    /// as pending again within this time is never decided twice.
-    #[serde(default = "default_ledger_retention")]
-    pub ledger_retention: GoDuration,
 }
 
 impl Default for RequestSettings {
     fn default() -> Self {
         Self {
             poll_interval: default_request_poll_interval(),
-            ledger_retention: default_ledger_retention(),
         }
     }
 }
@@ -107,10 +102,6 @@ impl RequestSettings {
 
 fn default_request_poll_interval() -> GoDuration {
     GoDuration::from_secs(15)
-}
-
-fn default_ledger_retention() -> GoDuration {
-    GoDuration::from_secs(30 * 24 * 3600)
 }
 
 /// Where the HTTP server listens and how much it reads.

@@ -11,6 +11,9 @@ use kube::api::{ObjectMeta, PostParams};
 use libtest_mimic::Failed;
 use opal_operator::controller::requests::{LEDGER_TYPE, entry_name};
 use opal_operator::crd::AccessPolicy;
+use opal_operator::notify::{ChannelConfig, NotifyConfig, PagerDutyConfig, PagerDutyRestConfig};
+use opal_operator::secret::{SecretKeySelector, SecretRef};
+use opal_operator::sim::notify::pagerduty::{PagerDutySim, PagerDutySimConfig};
 use opal_operator::sim::opal::{GrantTarget, NewRequest};
 use opal_operator::standalone::Sources;
 use serde_json::json;
@@ -19,9 +22,10 @@ use super::harness::{InProcessOperator, OperatorOptions, Org, api, eventually, o
 use crate::trials::{E2eTrial, TestContext};
 
 pub fn trials() -> Vec<E2eTrial> {
-    vec![e2e_trial!(
-        rules_approve_and_deny_pending_requests_once_and_resume_claimed_entries
-    )]
+    vec![
+        e2e_trial!(rules_approve_and_deny_pending_requests_once_and_resume_claimed_entries),
+        e2e_trial!(only_a_first_level_on_call_requester_is_approved_at_once),
+    ]
 }
 
 const DECISION: Duration = Duration::from_secs(60);
@@ -228,6 +232,119 @@ async fn rules_approve_and_deny_pending_requests_once_and_resume_claimed_entries
         counters.calls("POST /requests/{id}/approve") + counters.calls("POST /requests/{id}/deny");
     if decisions != 3 {
         return Err(format!("expected 3 decisions sent to Opal, saw {decisions}").into());
+    }
+    operator.stop().await
+}
+
+const ESCALATION_POLICY: &str = "PSREPRD";
+/// Both in the sample org; the first answers pages, the second is only the backup.
+const FIRST_RESPONDER: &str = "andrei.wong@acme.example";
+const BACKUP: &str = "lucas.vasquez@acme.example";
+
+fn pagerduty_secret_ref(key: &str) -> SecretRef {
+    SecretRef::SecretKeyRef(SecretKeySelector {
+        name: "pagerduty-credentials".into(),
+        key: key.into(),
+    })
+}
+
+/// The on-call rule asks PagerDuty's REST API through a channel of the operator config; a
+/// level-1 responder's break-glass request is approved, the level-2 backup's is not.
+async fn only_a_first_level_on_call_requester_is_approved_at_once(
+    ctx: TestContext,
+) -> Result<(), Failed> {
+    let pagerduty = PagerDutySim::start(PagerDutySimConfig::default()).await?;
+    let first = pagerduty.add_user(FIRST_RESPONDER, "First Responder");
+    let backup = pagerduty.add_user(BACKUP, "Backup");
+    pagerduty.put_on_call(&first, ESCALATION_POLICY, None, 1);
+    pagerduty.put_on_call(&backup, ESCALATION_POLICY, None, 2);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "pagerduty-credentials", "namespace": ctx.namespace},
+        "stringData": {
+            "routing-key": PagerDutySimConfig::default().routing_keys[0],
+            "api-key": pagerduty.api_key(),
+        },
+    }))?;
+    api::<Secret>(&ctx.client, &ctx.namespace)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let notify = NotifyConfig {
+        channels: [(
+            "pagerduty".to_owned(),
+            ChannelConfig::PagerDuty(PagerDutyConfig {
+                events_url: pagerduty.events_url(),
+                routing_key: pagerduty_secret_ref("routing-key"),
+                source: "opal-operator".into(),
+                component: None,
+                group: None,
+                rest: Some(PagerDutyRestConfig {
+                    api_url: pagerduty.rest_url(),
+                    api_key: pagerduty_secret_ref("api-key"),
+                    from_email: None,
+                    service_id: None,
+                }),
+            }),
+        )]
+        .into(),
+        outbox: Default::default(),
+    };
+    let mut org =
+        Org::start_with(&ctx.namespace, "10m", Some(serde_json::to_value(&notify)?)).await?;
+    org.manifests
+        .access_policies
+        .push(serde_json::from_value(json!({
+            "apiVersion": "opal-operator.io/v1alpha1",
+            "kind": "AccessPolicy",
+            "metadata": {"name": "on-call", "namespace": ctx.namespace},
+            "spec": {"requests": [{
+                "name": "first-responders-break-glass",
+                "action": "AutoApprove",
+                "match": {
+                    "targets": [{"group": {"name": BREAK_GLASS}}],
+                    "durationAtMost": "2h",
+                    "requesterOnCall": {
+                        "channel": "pagerduty",
+                        "escalationPolicyIds": [ESCALATION_POLICY],
+                        "maxEscalationLevel": 1,
+                    },
+                },
+            }]},
+        }))?);
+    org.apply_manifests(&ctx.client).await?;
+    let responder_request = pending(
+        &org,
+        &opal_user_id(&org, FIRST_RESPONDER)?,
+        group(&org, BREAK_GLASS)?,
+        60,
+    )?;
+    let backup_request = pending(
+        &org,
+        &opal_user_id(&org, BACKUP)?,
+        group(&org, BREAK_GLASS)?,
+        60,
+    )?;
+
+    let operator = InProcessOperator::start(
+        &ctx,
+        &org,
+        OperatorOptions {
+            interval: Duration::from_secs(600),
+            lease: true,
+            identity: "e2e-requests-on-call".into(),
+        },
+    )
+    .await?;
+    eventually(
+        "the first responder's request is approved",
+        DECISION,
+        || async { Ok((status(&org, &responder_request) == "APPROVED").then_some(())) },
+    )
+    .await?;
+    // The backup's request was looked at in the same pass (both were pending) and left alone.
+    if status(&org, &backup_request) != "PENDING"
+        || ledger_phase(&ctx, &backup_request).await?.is_some()
+    {
+        return Err("a level-2 responder was approved by a level-1 rule".into());
     }
     operator.stop().await
 }

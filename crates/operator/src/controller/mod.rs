@@ -351,6 +351,13 @@ pub async fn run_on(
             }
         }
     };
+    let on_call = match &config.notify {
+        Some(notify) => {
+            let secrets = notifications::NamespaceSecrets::new(client.clone(), &operator_namespace);
+            crate::notify::rest_clients(notify, &secrets).await?
+        }
+        None => Default::default(),
+    };
     let request_loop = requests::run_request_loop(
         Arc::new(requests::RequestContext {
             opal: report_context.opal.clone(),
@@ -359,6 +366,7 @@ pub async fn run_on(
             views: view_updates.clone(),
             metrics: metrics.clone(),
             operator_namespace: operator_namespace.clone(),
+            on_call,
         }),
         doorbell,
         leadership.clone(),

@@ -6,7 +6,7 @@
 
 mod ledger;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +17,14 @@ pub use self::ledger::{Entry, LEDGER_TYPE, Ledger, LedgerError, Phase, entry_nam
 use super::SyncView;
 use super::leader::Leadership;
 use super::objects::{Stores, key_of};
-use crate::crd::{AccessPolicy, Sensitivity};
+use crate::crd::Sensitivity;
 use crate::engine::{
-    OnCallAnswer, PolicyRequestRules, RequestDecision, RequestFacts, RequestVerdict,
-    RequestedTarget, TargetKind, decide_request, lockdowns_on_request,
+    LockdownInput, OnCallAnswer, OnCallCondition, PolicyRequestRules, RequestDecision,
+    RequestFacts, RequestVerdict, RequestedTarget, TargetKind, TenancyGrant, decide_request,
+    lockdowns_on_request,
 };
 use crate::metrics::Metrics;
+use crate::notify::{OnCallQuery, PagerDutyRest};
 use crate::opal::model::{ApprovalLevel, Request, RequestStatus, RiskSensitivity};
 use crate::opal::{Client as OpalClient, OpalError, RequestFilter};
 use crate::webhooks::Doorbell;
@@ -53,6 +55,8 @@ pub struct RequestContext {
     pub views: watch::Receiver<Option<Arc<SyncView>>>,
     pub metrics: Arc<Metrics>,
     pub operator_namespace: String,
+    /// PagerDuty REST clients by channel name, for `requesterOnCall`.
+    pub on_call: BTreeMap<String, PagerDutyRest>,
 }
 
 /// Runs passes until dropped: after `poll` (when set), a doorbell ring, or gaining the lease.
@@ -84,22 +88,74 @@ pub async fn run_request_loop(
     }
 }
 
+/// What one pass decides with, read once from the caches.
+struct Pass {
+    rules: Vec<PolicyRequestRules>,
+    tenancy: Vec<TenancyGrant>,
+    lockdowns: Vec<LockdownInput>,
+    at: chrono::DateTime<Utc>,
+    /// Every on-call condition some rule names, looked up per requester.
+    on_call_conditions: BTreeSet<OnCallCondition>,
+}
+
+impl Pass {
+    fn read(context: &RequestContext) -> Option<Self> {
+        let rules: Vec<PolicyRequestRules> = context
+            .stores
+            .access_policies
+            .state()
+            .iter()
+            .filter(|policy| !policy.spec.requests.is_empty())
+            .map(|policy| policy.spec.request_rules(key_of(policy.as_ref())))
+            .collect();
+        if rules.is_empty() {
+            return None;
+        }
+        let inputs = context
+            .stores
+            .inputs(&context.operator_namespace, None, Utc::now());
+        let tenancy = inputs
+            .policies
+            .iter()
+            .filter(|policy| policy.key.namespace == context.operator_namespace)
+            .flat_map(|policy| policy.rules.tenancy.iter().cloned())
+            .collect();
+        let on_call_conditions = rules
+            .iter()
+            .flat_map(|policy| &policy.rules)
+            .filter_map(|rule| rule.conditions.requester_on_call.clone())
+            .collect();
+        Some(Self {
+            rules,
+            tenancy,
+            lockdowns: inputs.lockdowns,
+            at: inputs.at,
+            on_call_conditions,
+        })
+    }
+
+    fn decide(&self, context: &RequestContext, mut facts: RequestFacts) -> Option<RequestDecision> {
+        facts.lockdowns = lockdowns_on_request(
+            &self.lockdowns,
+            self.at,
+            &context.operator_namespace,
+            &self.tenancy,
+            &facts,
+        );
+        decide_request(
+            &facts,
+            &self.rules,
+            &context.operator_namespace,
+            &self.tenancy,
+        )
+    }
+}
+
 /// One pass: every pending request a rule matches is decided; returns how many were.
 pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestError> {
-    let policies: Vec<(Arc<AccessPolicy>, PolicyRequestRules)> = context
-        .stores
-        .access_policies
-        .state()
-        .into_iter()
-        .filter(|policy| !policy.spec.requests.is_empty())
-        .map(|policy| {
-            let rules = policy.spec.request_rules(key_of(policy.as_ref()));
-            (policy, rules)
-        })
-        .collect();
-    if policies.is_empty() {
+    let Some(pass) = Pass::read(context) else {
         return Ok(0);
-    }
+    };
     let pending = context
         .opal
         .list_requests(&RequestFilter {
@@ -107,7 +163,6 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
             ..Default::default()
         })
         .await?;
-    let rules: Vec<PolicyRequestRules> = policies.iter().map(|(_, rules)| rules.clone()).collect();
     let mut decided = 0;
     for request in pending
         .iter()
@@ -117,8 +172,8 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
             Some(entry) if entry.phase == Phase::Claimed => entry,
             Some(_) => continue,
             None => {
-                let facts = gather_facts(context, request).await?;
-                let Some(decision) = decide(context, &facts, &rules) else {
+                let facts = gather_facts(context, &pass, request).await?;
+                let Some(decision) = pass.decide(context, facts) else {
                     continue;
                 };
                 let verdict = decision.verdict();
@@ -154,29 +209,41 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
     Ok(decided)
 }
 
-fn decide(
+/// Asks PagerDuty, for each condition, whether the requester is on call now.
+async fn on_call_answers(
     context: &RequestContext,
-    facts: &RequestFacts,
-    rules: &[PolicyRequestRules],
-) -> Option<RequestDecision> {
-    let inputs = context
-        .stores
-        .inputs(&context.operator_namespace, None, Utc::now());
-    let tenancy: Vec<_> = inputs
-        .policies
-        .iter()
-        .filter(|policy| policy.key.namespace == context.operator_namespace)
-        .flat_map(|policy| policy.rules.tenancy.iter().cloned())
-        .collect();
-    let mut facts = facts.clone();
-    facts.lockdowns = lockdowns_on_request(
-        &inputs.lockdowns,
-        inputs.at,
-        &context.operator_namespace,
-        &tenancy,
-        &facts,
-    );
-    decide_request(&facts, rules, &context.operator_namespace, &tenancy)
+    pass: &Pass,
+    email: Option<&str>,
+) -> BTreeMap<OnCallCondition, OnCallAnswer> {
+    let mut answers = BTreeMap::new();
+    let Some(email) = email else {
+        return answers;
+    };
+    for condition in &pass.on_call_conditions {
+        let answer = match context.on_call.get(&condition.channel) {
+            None => OnCallAnswer::Unknown(format!(
+                "no PagerDuty channel {:?} with rest credentials in the operator config",
+                condition.channel
+            )),
+            Some(pagerduty) => {
+                let query = OnCallQuery {
+                    schedule_ids: condition.schedule_ids.clone(),
+                    escalation_policy_ids: condition.escalation_policy_ids.clone(),
+                    max_escalation_level: condition.max_escalation_level,
+                };
+                match pagerduty.is_on_call(email, &query).await {
+                    Ok(true) => OnCallAnswer::OnCall,
+                    Ok(false) => OnCallAnswer::NotOnCall,
+                    Err(error) => {
+                        tracing::warn!(%error, channel = %condition.channel, "on-call lookup failed");
+                        OnCallAnswer::Unknown(error.to_string())
+                    }
+                }
+            }
+        };
+        answers.insert(condition.clone(), answer);
+    }
+    answers
 }
 
 /// Acts on a claimed entry: re-reads the request, and approves or denies it only while it is
@@ -268,6 +335,7 @@ fn sensitivity(rating: Option<&RiskSensitivity>) -> Option<Sensitivity> {
 /// The requester's records, the targets as Opal describes them, the duration and the time.
 async fn gather_facts(
     context: &RequestContext,
+    pass: &Pass,
     request: &Request,
 ) -> Result<RequestFacts, RequestError> {
     let opal = &context.opal;
@@ -333,6 +401,7 @@ async fn gather_facts(
         (_, Some(group)) => Some(format!("group {group}")),
         _ => None,
     };
+    let on_call = on_call_answers(context, pass, requester_email.as_deref()).await;
     Ok(RequestFacts {
         request_id: request.id.clone(),
         requester_user_id: request.requester_id.clone(),
@@ -344,9 +413,7 @@ async fn gather_facts(
             .filter(|minutes| *minutes > 0)
             .map(chrono::Duration::minutes),
         created_at: request.created_at.unwrap_or_else(Utc::now),
-        // On-call lookups land with the PagerDuty REST client; until then an on-call
-        // condition never holds.
-        on_call: BTreeMap::<_, OnCallAnswer>::new(),
+        on_call,
         lockdowns: Vec::new(),
         on_behalf_of,
     })
