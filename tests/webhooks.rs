@@ -15,8 +15,8 @@ use opal_operator::hris::WebhookVerifier;
 use opal_operator::metrics::Metrics;
 use opal_operator::secret::Secret;
 use opal_operator::webhooks::{
-    Health, HrChangeSink, IncidentPolicy, IncidentSink, LockdownCreated, WebhookSinks,
-    WebhookState, router, serve,
+    Doorbell, Health, HrChangeSink, IncidentPolicy, IncidentSink, LockdownCreated,
+    OPAL_SIGNATURE_HEADER, OPAL_TIMESTAMP_HEADER, WebhookSinks, WebhookState, router, serve,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -1150,4 +1150,92 @@ async fn generic_alerts_below_the_minimum_or_from_an_unaccepted_source_create_no
     assert!(answer.error().contains("generic"), "{}", answer.body);
     assert!(server.incidents.attempts().is_empty());
     server.stop().await;
+}
+
+/// Counts rings.
+#[derive(Default)]
+struct CountingDoorbell(std::sync::atomic::AtomicUsize);
+
+impl Doorbell for CountingDoorbell {
+    fn ring(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl CountingDoorbell {
+    fn rings(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn the_opal_doorbell_rings_only_for_fresh_deliveries_signed_with_the_stream_secret() {
+    const STREAM_SECRET: &str = "opal-stream-secret";
+    let doorbell = Arc::new(CountingDoorbell::default());
+    let bell = doorbell.clone();
+    let server = Server::start_with(move |state| {
+        let sinks = WebhookSinks {
+            doorbell: Some(bell),
+            ..WebhookSinks::default()
+        };
+        state
+            .with_sinks(sinks)
+            .with_opal_events_secret(Secret::new(STREAM_SECRET).expect("secret"))
+    })
+    .await;
+    // The payload is never read as data: even one that is not JSON rings when signed.
+    let body = b"{\"event_type\": \"REQUEST_CREATED\", \"anything\": [1, 2]}";
+    let signed = |key: &str, timestamp: &str| {
+        hmac_hex(key, &[b"v0:", timestamp.as_bytes(), b":", &body[..]])
+    };
+    let now = chrono::Utc::now().timestamp().to_string();
+    let stale = (chrono::Utc::now().timestamp() - 301).to_string();
+    let post = |signature: String, timestamp: String| {
+        let server = &server;
+        async move {
+            server
+                .post(
+                    "/webhooks/opal/events",
+                    &[
+                        (OPAL_SIGNATURE_HEADER, signature.as_str()),
+                        (OPAL_TIMESTAMP_HEADER, timestamp.as_str()),
+                    ],
+                    &body[..],
+                )
+                .await
+        }
+    };
+
+    server
+        .post("/webhooks/opal/events", &[], &body[..])
+        .await
+        .expect(401, "unauthorized");
+    post(signed("guess", &now), now.clone())
+        .await
+        .expect(401, "unauthorized");
+    let replay = post(signed(STREAM_SECRET, &stale), stale.clone()).await;
+    replay.expect(401, "unauthorized");
+    assert!(replay.error().contains("300s"), "{}", replay.body);
+    // Signed for one timestamp, presented with another.
+    post(signed(STREAM_SECRET, &stale), now.clone())
+        .await
+        .expect(401, "unauthorized");
+    assert_eq!(doorbell.rings(), 0, "a refused delivery rang the doorbell");
+
+    post(signed(STREAM_SECRET, &now), now.clone())
+        .await
+        .expect(202, "rung");
+    post(format!("v0={}", signed(STREAM_SECRET, &now)), now.clone())
+        .await
+        .expect(202, "rung");
+    assert_eq!(doorbell.rings(), 2);
+}
+
+#[tokio::test]
+async fn the_opal_doorbell_is_absent_without_a_stream_secret() {
+    let server = Server::start().await;
+    server
+        .post("/webhooks/opal/events", &[], &b"{}"[..])
+        .await
+        .expect(404, "not_configured");
 }
