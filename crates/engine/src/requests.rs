@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use super::employee::{Employee, EmploymentStatus};
 use super::records::{Sensitivity, TargetKind};
 use super::rules::{LockScope, Subject};
-use super::rules::{Target, TargetRef, TenancyGrant};
+use super::rules::{Target, TargetRef, TenancyGrant, carries_tags};
 use super::selector::CompiledSelector;
 use super::world::{LockdownInput, ObjectKey};
 
@@ -245,10 +245,9 @@ pub fn decide_request(
         .filter(|policy| {
             policy.policy.namespace == operator_namespace
                 || (!facts.targets.is_empty()
-                    && facts
-                        .targets
-                        .iter()
-                        .all(|target| tenancy_permits(tenancy, &policy.policy.namespace, target)))
+                    && facts.targets.iter().all(|target| {
+                        tenancy_permits(tenancy, &policy.policy.namespace, target, false)
+                    }))
         })
         .find_map(|policy| {
             policy.rules.iter().find_map(|rule| {
@@ -289,14 +288,7 @@ pub fn lockdowns_on_request(
             lockdown.key.namespace == operator_namespace
                 || (!facts.targets.is_empty()
                     && facts.targets.iter().all(|target| {
-                        tenancy.iter().any(|rule| {
-                            rule.allow_lockdowns
-                                && tenancy_permits(
-                                    std::slice::from_ref(rule),
-                                    &lockdown.key.namespace,
-                                    target,
-                                )
-                        })
+                        tenancy_permits(tenancy, &lockdown.key.namespace, target, true)
                     }))
         })
         .filter(|lockdown| {
@@ -324,19 +316,18 @@ pub fn lockdowns_on_request(
     covering
 }
 
-fn tenancy_permits(tenancy: &[TenancyGrant], namespace: &str, target: &RequestedTarget) -> bool {
+fn tenancy_permits(
+    tenancy: &[TenancyGrant],
+    namespace: &str,
+    target: &RequestedTarget,
+    lockdown: bool,
+) -> bool {
     tenancy.iter().any(|rule| {
-        rule.namespaces.iter().any(|n| n == namespace)
-            && (rule.target_ids.contains(&target.id)
-                || rule.target_names.contains(&target.name)
-                || (!rule.target_tags.is_empty() && carries(&target.tags, &rule.target_tags)))
-    })
-}
-
-fn carries(tags: &[(String, String)], wanted: &BTreeMap<String, String>) -> bool {
-    wanted.iter().all(|(key, value)| {
-        tags.iter()
-            .any(|(k, v)| k == key && (value.is_empty() || v == value))
+        rule.permits(
+            namespace,
+            (&target.id, &target.name, &target.tags),
+            lockdown,
+        )
     })
 }
 
@@ -396,7 +387,7 @@ fn matches(rule: &RequestRule, facts: &RequestFacts) -> Option<Vec<String>> {
             || !facts
                 .targets
                 .iter()
-                .all(|target| carries(&target.tags, &conditions.target_tags))
+                .all(|target| carries_tags(&target.tags, &conditions.target_tags))
         {
             return None;
         }

@@ -148,6 +148,31 @@ pub struct TenancyGrant {
     pub allow_lockdowns: bool,
 }
 
+impl TenancyGrant {
+    /// Whether this rule lets `namespace` govern the target with this id, name and tags (and
+    /// lock it, when `lockdown`).
+    pub fn permits(
+        &self,
+        namespace: &str,
+        (id, name, tags): (&str, &str, &[(String, String)]),
+        lockdown: bool,
+    ) -> bool {
+        (self.allow_lockdowns || !lockdown)
+            && self.namespaces.iter().any(|n| n == namespace)
+            && (self.target_ids.iter().any(|t| t == id)
+                || self.target_names.iter().any(|t| t == name)
+                || (!self.target_tags.is_empty() && carries_tags(tags, &self.target_tags)))
+    }
+}
+
+/// Whether `tags` include every wanted tag (an empty wanted value matches any value).
+pub fn carries_tags(tags: &[(String, String)], wanted: &BTreeMap<String, String>) -> bool {
+    wanted.iter().all(|(key, value)| {
+        tags.iter()
+            .any(|(k, v)| k == key && (value.is_empty() || v == value))
+    })
+}
+
 /// The parts of an AccessPolicy the planner acts on.
 #[derive(Clone, Debug, Default)]
 pub struct PolicyRules {

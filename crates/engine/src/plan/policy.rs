@@ -123,17 +123,11 @@ impl<'w> TenancyRules<'w> {
         lockdown: bool,
     ) -> bool {
         self.rules.iter().any(|rule| {
-            (rule.allow_lockdowns || !lockdown)
-                && rule.namespaces.iter().any(|n| n == namespace)
-                && (rule.target_ids.contains(&target.id)
-                    || rule.target_names.contains(&target.name)
-                    || (!rule.target_tags.is_empty()
-                        && rule.target_tags.iter().all(|(key, value)| {
-                            target
-                                .tags
-                                .iter()
-                                .any(|(k, v)| k == key && (value.is_empty() || v == value))
-                        })))
+            rule.permits(
+                namespace,
+                (&target.id, &target.name, &target.tags),
+                lockdown,
+            )
         })
     }
 }
