@@ -1521,3 +1521,59 @@ async fn loop_converges_under_faults_and_reapply_is_a_no_op_when_duplicate_adds_
 async fn loop_converges_under_faults_and_reapply_is_a_no_op_when_duplicate_adds_conflict() {
     converges_and_reapplying_changes_nothing(DuplicateGrant::Conflict).await;
 }
+
+/// A replica that loses the lease mid-apply makes no call it had not started: the rest fail as
+/// `not_leader`, and Opal sees exactly the calls made while the fence was open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_executor_makes_no_call_once_the_fence_closes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let (harness, _) = Harness::start(DuplicateGrant::ReturnExisting).await;
+    let plan = harness.observe_and_plan(None).await.expect("first plan");
+    let open_for = 3;
+    assert!(
+        plan.operations.len() > open_for,
+        "the plan has work to cut short"
+    );
+    harness.sim.set_faults(FaultConfig::default());
+    harness.sim.reset_counters();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let fence = {
+        let asked = asked.clone();
+        Arc::new(move || asked.fetch_add(1, Ordering::SeqCst) < open_for)
+    };
+    // One call at a time, so "the first three asked" are the three made.
+    let report = Executor::new(harness.client.clone(), 1)
+        .with_fence(fence)
+        .apply(&plan.operations)
+        .await;
+
+    let made = report
+        .outcomes
+        .iter()
+        .filter(|(_, outcome)| {
+            matches!(
+                outcome,
+                OperationOutcome::Applied | OperationOutcome::AlreadyDone
+            )
+        })
+        .count();
+    let fenced = report
+        .outcomes
+        .iter()
+        .filter(|(_, outcome)| {
+            matches!(
+                outcome,
+                OperationOutcome::Failed {
+                    label: "not_leader",
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(made, open_for);
+    assert_eq!(fenced, plan.operations.len() - open_for);
+    assert_eq!(harness.sim.counters().writes(), open_for as u64);
+    harness.sim.shutdown().await;
+}

@@ -53,7 +53,8 @@ impl Seen {
     }
 }
 
-fn answer(status: u16, body: &Value) -> Response<Body> {
+/// An HTTP answer with a JSON body.
+pub(crate) fn answer(status: u16, body: &Value) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -99,6 +100,16 @@ impl MockApi {
         let seen = Seen::of(request).await;
         reply.send_response(answer(status, &body));
         seen
+    }
+
+    /// Waits for the next request and keeps it unanswered: the caller answers through the
+    /// returned handle, or never (an apiserver that hangs).
+    pub(crate) async fn hold(&mut self) -> (Seen, tower_test::mock::SendResponse<Response<Body>>) {
+        let (request, reply) = self
+            .next()
+            .await
+            .expect("the code under test makes another request");
+        (Seen::of(request).await, reply)
     }
 
     /// Answers every request through `route` until every client is dropped, and returns what
@@ -181,5 +192,6 @@ pub(crate) fn sync_context_with(
         views: tokio::sync::watch::channel(None).0,
         notifier: None,
         own_writes: OwnWrites::default(),
+        leadership: crate::controller::Leadership::sole(),
     }
 }

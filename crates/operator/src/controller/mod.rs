@@ -57,8 +57,6 @@ use crate::webhooks::{Health, WebhookSinks, WebhookState};
 pub enum ControllerError {
     #[error("{0}")]
     Sources(#[from] StandaloneError),
-    #[error("leader election: {0}")]
-    Lease(#[from] kube_lease_manager::LeaseManagerError),
     #[error("HTTP server on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -242,7 +240,7 @@ pub async fn run_on(
     };
 
     let leadership = match &options.lease {
-        Some(settings) => Leadership::elect(client.clone(), settings).await?,
+        Some(settings) => Leadership::elect(client.clone(), settings),
         None => Leadership::sole(),
     };
     let health = Arc::new(Health::new());
@@ -267,6 +265,7 @@ pub async fn run_on(
         views,
         notifier,
         own_writes: own_writes.clone(),
+        leadership: leadership.clone(),
     });
 
     let incident_sink = Arc::new(KubeIncidentSink {
@@ -323,7 +322,6 @@ pub async fn run_on(
     let sync_loop = {
         let stores = stores.clone();
         let health = health.clone();
-        let leadership = leadership.clone();
         let timing = options.timing.clone();
         async move {
             // Plans made before the caches fill would see no objects at all.
@@ -334,7 +332,7 @@ pub async fn run_on(
                 stores.review_schedules.wait_until_ready(),
             );
             health.set_ready(true);
-            sync::run_sync_loop(sync_context, requests, leadership, timing).await;
+            sync::run_sync_loop(sync_context, requests, timing).await;
         }
     };
     let events_poll = config.sync.events_poll_interval();
@@ -367,9 +365,9 @@ pub async fn run_on(
             metrics: metrics.clone(),
             operator_namespace: operator_namespace.clone(),
             on_call,
+            leadership: leadership.clone(),
         }),
         doorbell,
-        leadership.clone(),
         config.requests.poll_interval(),
     );
     let leader_gauge = {

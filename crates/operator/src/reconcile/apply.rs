@@ -2,6 +2,7 @@
 //! limiter paces the calls), idempotently (an existing grant or a missing one is success),
 //! and with every failure reported against its operation.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
@@ -56,11 +57,15 @@ impl ExecutionReport {
     }
 }
 
+/// Asked before each call: false once this process may no longer write (it lost the lease).
+pub type WriteFence = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Runs operations against Opal.
 #[derive(Clone)]
 pub struct Executor {
     client: Client,
     concurrency: usize,
+    fence: Option<WriteFence>,
 }
 
 impl Executor {
@@ -69,6 +74,16 @@ impl Executor {
         Self {
             client,
             concurrency: concurrency.max(1),
+            fence: None,
+        }
+    }
+
+    /// Calls not yet started when `fence` turns false are not made: they fail as
+    /// `not_leader`, and the replica that leads now plans them again from what Opal holds.
+    pub fn with_fence(self, fence: WriteFence) -> Self {
+        Self {
+            fence: Some(fence),
+            ..self
         }
     }
 
@@ -95,6 +110,12 @@ impl Executor {
     }
 
     async fn apply_one(&self, operation: &Operation) -> OperationOutcome {
+        if self.fence.as_ref().is_some_and(|may_write| !may_write()) {
+            return OperationOutcome::Failed {
+                label: "not_leader",
+                message: "not made: this replica lost the lease before the call".to_owned(),
+            };
+        }
         let level = Some(operation.access_level_remote_id.as_str()).filter(|l| !l.is_empty());
         let on = match operation.kind {
             TargetKind::Group => GrantOn::Group(&operation.target_id),

@@ -36,6 +36,8 @@ pub enum RequestError {
     Opal(#[from] OpalError),
     #[error("{0}")]
     Ledger(#[from] LedgerError),
+    #[error("lost the lease before acting on request {0}; the new leader resumes its entry")]
+    NotLeader(String),
 }
 
 /// Wakes the decider at once (the Opal event-stream doorbell).
@@ -57,15 +59,17 @@ pub struct RequestContext {
     pub operator_namespace: String,
     /// PagerDuty REST clients by channel name, for `requesterOnCall`.
     pub on_call: BTreeMap<String, PagerDutyRest>,
+    /// Asked right before approving or denying, so a replica that lost the lease stops.
+    pub leadership: Leadership,
 }
 
 /// Runs passes until dropped: after `poll` (when set), a doorbell ring, or gaining the lease.
 pub async fn run_request_loop(
     context: Arc<RequestContext>,
     doorbell: Arc<Notify>,
-    mut leadership: Leadership,
     poll: Option<Duration>,
 ) {
+    let mut leadership = context.leadership.clone();
     loop {
         if leadership.is_leader() {
             match decide_pending(&context).await {
@@ -273,6 +277,9 @@ async fn carry_out(context: &RequestContext, entry: &Entry) -> Result<(), Reques
             .metrics
             .request_decision(&entry.action, phase.as_str());
         return Ok(());
+    }
+    if !context.leadership.is_leader() {
+        return Err(RequestError::NotLeader(entry.request_id.clone()));
     }
     let result = match entry.action.as_str() {
         "AutoApprove" => {

@@ -37,7 +37,9 @@ pub(super) async fn apply(
             op.action == ChangeAction::Grant,
         );
     }
+    let leadership = context.leadership.clone();
     let execution = Executor::new(sources.opal.clone(), sources.concurrency)
+        .with_fence(Arc::new(move || leadership.is_leader()))
         .apply(&operations)
         .await;
     observe_time_to_revoke(context, &execution, batch, started);

@@ -172,6 +172,8 @@ pub struct SyncContext {
     pub notifier: super::notifications::SharedNotifier,
     /// What this operator changed, so the events feed does not re-read it.
     pub own_writes: super::opal_events::OwnWrites,
+    /// Asked before every Opal write, so a replica that lost the lease mid-sync stops writing.
+    pub leadership: Leadership,
 }
 
 /// Last full read of HR and Opal, refreshed in place by targeted syncs.
@@ -247,9 +249,9 @@ impl Batch {
 pub async fn run_sync_loop(
     context: Arc<SyncContext>,
     mut requests: mpsc::UnboundedReceiver<SyncRequest>,
-    mut leadership: Leadership,
     timing: LoopTiming,
 ) {
+    let mut leadership = context.leadership.clone();
     let mut state = LoopState {
         cache: None,
         last_good_employee_count: None,
