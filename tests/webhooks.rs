@@ -15,8 +15,9 @@ use opal_operator::hris::WebhookVerifier;
 use opal_operator::metrics::Metrics;
 use opal_operator::secret::Secret;
 use opal_operator::webhooks::{
-    Doorbell, Health, HrChangeSink, IncidentPolicy, IncidentSink, LockdownCreated,
-    OPAL_SIGNATURE_HEADER, OPAL_TIMESTAMP_HEADER, WebhookSinks, WebhookState, router, serve,
+    Doorbell, Health, HrChangeSink, IncidentPolicy, IncidentSink, JIRA_SIGNATURE_HEADER,
+    LockdownCreated, OPAL_SIGNATURE_HEADER, OPAL_TIMESTAMP_HEADER, WebhookSinks, WebhookState,
+    router, serve,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -1236,6 +1237,57 @@ async fn the_opal_doorbell_is_absent_without_a_stream_secret() {
     let server = Server::start().await;
     server
         .post("/webhooks/opal/events", &[], &b"{}"[..])
+        .await
+        .expect(404, "not_configured");
+}
+
+#[tokio::test]
+async fn the_jira_doorbell_rings_only_for_deliveries_signed_with_the_webhook_secret() {
+    const JIRA_SECRET: &str = "jira-webhook-secret";
+    let doorbell = Arc::new(CountingDoorbell::default());
+    let bell = doorbell.clone();
+    let server = Server::start_with(move |state| {
+        let sinks = WebhookSinks {
+            doorbell: Some(bell),
+            ..WebhookSinks::default()
+        };
+        state
+            .with_sinks(sinks)
+            .with_jira_secret(Secret::new(JIRA_SECRET).expect("secret"))
+    })
+    .await;
+    // A payload claiming an approval decides nothing by itself: it only rings.
+    let body = br#"{"webhookEvent": "jira:issue_updated", "issue": {"key": "ITSD-1"}}"#;
+    let signature = |key: &str| format!("sha256={}", hmac_hex(key, &[&body[..]]));
+    let post = |signature: Option<String>| {
+        let server = &server;
+        async move {
+            let headers: Vec<(&str, &str)> = signature
+                .as_deref()
+                .map(|s| vec![(JIRA_SIGNATURE_HEADER, s)])
+                .unwrap_or_default();
+            server.post("/webhooks/jira", &headers, &body[..]).await
+        }
+    };
+    post(None).await.expect(401, "unauthorized");
+    post(Some(signature("guess")))
+        .await
+        .expect(401, "unauthorized");
+    post(Some(hmac_hex(JIRA_SECRET, &[&body[..]])))
+        .await
+        .expect(401, "unauthorized");
+    let tampered = format!(
+        "sha256={}",
+        hmac_hex(JIRA_SECRET, &[&b"{\"webhookEvent\": \"other\"}"[..]])
+    );
+    post(Some(tampered)).await.expect(401, "unauthorized");
+    assert_eq!(doorbell.rings(), 0, "a refused delivery rang the doorbell");
+    post(Some(signature(JIRA_SECRET))).await.expect(202, "rung");
+    assert_eq!(doorbell.rings(), 1);
+
+    let unconfigured = Server::start().await;
+    unconfigured
+        .post("/webhooks/jira", &[], &body[..])
         .await
         .expect(404, "not_configured");
 }

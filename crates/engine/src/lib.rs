@@ -23,8 +23,9 @@ pub use plan::{
 pub use records::{ChangeAction, PendingChange, RevokedGrant, Sensitivity, TargetKind};
 pub use requests::{
     BusinessWindow, OnCallAnswer, OnCallCondition, PolicyRequestRules, RequestConditions,
-    RequestDecision, RequestFacts, RequestRule, RequestVerdict, RequestedTarget, decide_request,
-    lockdowns_on_request,
+    RequestDecision, RequestFacts, RequestRule, RequestVerdict, RequestedTarget, RouteAnswer,
+    RouteJudgment, RoutePlan, decide_request, judge_route_answer, lockdowns_on_request,
+    route_expired,
 };
 pub use restore::{RestoreDecision, RestoreDeferred, RestoreSkip, plan_restore};
 pub use rules::{

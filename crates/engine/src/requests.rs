@@ -21,10 +21,94 @@ use super::world::{LockdownInput, ObjectKey};
 pub enum RequestVerdict {
     AutoApprove,
     Deny,
-    /// Opens an approval on the named channel of the operator config.
-    Route {
-        channel: String,
-    },
+    /// Opens an approval on a channel of the operator config and waits for its answer.
+    Route(RoutePlan),
+}
+
+/// Where a routed request goes and who may answer it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoutePlan {
+    pub channel: String,
+    /// Lowercased emails of the people who may decide; empty (and no `requester_manager`):
+    /// anyone the channel lets answer, except the requester.
+    pub approvers: Vec<String>,
+    /// The requester's manager in HR may decide.
+    pub requester_manager: bool,
+    /// How long the request may wait for an eligible answer before it is denied.
+    pub wait_at_most: Option<Duration>,
+}
+
+/// An answer read back from the channel a request was routed to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteAnswer {
+    pub approve: bool,
+    /// The decider's email as the channel reports it.
+    pub decider_email: Option<String>,
+    /// The Opal user with that email, if there is one.
+    pub decider_user_id: Option<String>,
+    /// Where it was answered, for people: `Jira Service Management ITSD-4`.
+    pub place: String,
+}
+
+/// What to do with an answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteJudgment {
+    /// Carry the answer out in Opal with this comment.
+    Carry { approve: bool, comment: String },
+    /// The answer does not count; the request keeps waiting. `reason` goes on the ticket.
+    Refuse { reason: String },
+}
+
+/// Judges an answer on a routed request: the decider must be known by email, be an Opal user,
+/// not be the requester, and be eligible under the route (listed, or the requester's HR
+/// manager when the route allows it).
+pub fn judge_route_answer(
+    plan: &RoutePlan,
+    answer: &RouteAnswer,
+    requester_user_id: &str,
+    requester_manager_email: Option<&str>,
+    decided_by: &str,
+) -> RouteJudgment {
+    let refuse = |reason: String| RouteJudgment::Refuse { reason };
+    let Some(email) = answer
+        .decider_email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_lowercase)
+    else {
+        return refuse(format!(
+            "the answer in {} carries no email for its decider, so it cannot be matched to an Opal user",
+            answer.place
+        ));
+    };
+    let Some(decider) = answer.decider_user_id.as_deref() else {
+        return refuse(format!("{email} is not an Opal user"));
+    };
+    if decider == requester_user_id {
+        return refuse(format!("{email} made this request and may not decide it"));
+    }
+    let restricted = !plan.approvers.is_empty() || plan.requester_manager;
+    let listed = plan.approvers.contains(&email);
+    let manager = plan.requester_manager
+        && requester_manager_email.is_some_and(|m| m.trim().eq_ignore_ascii_case(&email));
+    if restricted && !listed && !manager {
+        return refuse(format!("{email} is not an approver for {decided_by}"));
+    }
+    let verb = if answer.approve { "approved" } else { "denied" };
+    RouteJudgment::Carry {
+        approve: answer.approve,
+        comment: format!(
+            "{verb} by {email} in {} (routed by {decided_by}).",
+            answer.place
+        ),
+    }
+}
+
+/// Whether a request routed at `routed_at` has waited longer than its route allows.
+pub fn route_expired(plan: &RoutePlan, routed_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    plan.wait_at_most
+        .is_some_and(|wait| now.signed_duration_since(routed_at) > wait)
 }
 
 impl RequestVerdict {
@@ -33,7 +117,7 @@ impl RequestVerdict {
         match self {
             RequestVerdict::AutoApprove => "AutoApprove",
             RequestVerdict::Deny => "Deny",
-            RequestVerdict::Route { .. } => "Route",
+            RequestVerdict::Route(_) => "Route",
         }
     }
 }
@@ -198,7 +282,7 @@ impl RequestDecision {
                 let action = match verdict {
                     RequestVerdict::AutoApprove => "approved".to_owned(),
                     RequestVerdict::Deny => "denied".to_owned(),
-                    RequestVerdict::Route { channel } => format!("routed to {channel}"),
+                    RequestVerdict::Route(route) => format!("routed to {}", route.channel),
                 };
                 let why = if because.is_empty() {
                     "it matches every request".to_owned()

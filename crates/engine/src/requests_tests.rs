@@ -395,9 +395,10 @@ fn first_matching_rule_decides_and_its_reasons_are_recorded() {
             rule(
                 "everything-else",
                 RequestConditions::default(),
-                RequestVerdict::Route {
+                RequestVerdict::Route(RoutePlan {
                     channel: "jsm".to_owned(),
-                },
+                    ..Default::default()
+                }),
             ),
         ],
     )];
@@ -429,9 +430,10 @@ fn first_matching_rule_decides_and_its_reasons_are_recorded() {
     assert_eq!(rule_name(&routed), Some("everything-else"));
     assert_eq!(
         routed.map(|d| d.verdict()),
-        Some(RequestVerdict::Route {
-            channel: "jsm".to_owned()
-        })
+        Some(RequestVerdict::Route(RoutePlan {
+            channel: "jsm".to_owned(),
+            ..Default::default()
+        }))
     );
 }
 
@@ -706,4 +708,141 @@ fn lockdowns_cover_the_requester_or_a_target_within_tenancy() {
         ..may_govern
     };
     assert!(covers(&[by_email(TENANT)], &[may_lock]));
+}
+
+fn answer(approve: bool, email: Option<&str>, user: Option<&str>) -> RouteAnswer {
+    RouteAnswer {
+        approve,
+        decider_email: email.map(str::to_owned),
+        decider_user_id: user.map(str::to_owned),
+        place: "Jira Service Management ITSD-4".to_owned(),
+    }
+}
+
+#[test]
+fn a_routed_answer_counts_only_from_an_eligible_opal_user_who_did_not_ask() {
+    let listed = RoutePlan {
+        channel: "jsm".to_owned(),
+        approvers: vec!["olivia.chen@example.com".to_owned()],
+        requester_manager: true,
+        wait_at_most: None,
+    };
+    let open = RoutePlan {
+        channel: "jsm".to_owned(),
+        ..Default::default()
+    };
+    let by = "AccessPolicy opal-system/jit rule \"prod\"";
+    let manager = Some("Marcus.Webb@example.com");
+    let refused = |plan: &RoutePlan, answer: RouteAnswer| match judge_route_answer(
+        plan,
+        &answer,
+        "u-requester",
+        manager,
+        by,
+    ) {
+        RouteJudgment::Refuse { reason } => reason,
+        carried => panic!("{answer:?} was carried out: {carried:?}"),
+    };
+    // (plan, answer, why it is refused)
+    let cases = [
+        (
+            &listed,
+            answer(true, None, Some("u-olivia")),
+            "carries no email",
+        ),
+        (
+            &listed,
+            answer(true, Some(" "), Some("u-olivia")),
+            "carries no email",
+        ),
+        (
+            &listed,
+            answer(true, Some("olivia.chen@example.com"), None),
+            "is not an Opal user",
+        ),
+        (
+            &open,
+            answer(true, Some("yara@example.com"), Some("u-requester")),
+            "made this request",
+        ),
+        (
+            &listed,
+            answer(false, Some("zara@example.com"), Some("u-zara")),
+            "is not an approver",
+        ),
+    ];
+    for (plan, answer, why) in cases {
+        let reason = refused(plan, answer.clone());
+        assert!(reason.contains(why), "{answer:?}: {reason}");
+    }
+    // Listed (case-insensitively), the HR manager, and anyone but the requester on an open route.
+    let carried = [
+        (
+            &listed,
+            answer(true, Some("Olivia.Chen@example.com"), Some("u-olivia")),
+            true,
+        ),
+        (
+            &listed,
+            answer(false, Some("marcus.webb@example.com"), Some("u-marcus")),
+            false,
+        ),
+        (
+            &open,
+            answer(true, Some("zara@example.com"), Some("u-zara")),
+            true,
+        ),
+    ];
+    for (plan, answer, approve) in carried {
+        match judge_route_answer(plan, &answer, "u-requester", manager, by) {
+            RouteJudgment::Carry {
+                approve: a,
+                comment,
+            } => {
+                assert_eq!(a, approve);
+                let email = answer
+                    .decider_email
+                    .clone()
+                    .unwrap_or_default()
+                    .to_lowercase();
+                assert!(
+                    comment.contains(&email) && comment.contains("ITSD-4") && comment.contains(by),
+                    "{comment}"
+                );
+            }
+            refused => panic!("{answer:?} was refused: {refused:?}"),
+        }
+    }
+    // Without requesterManager the manager is just another person.
+    let no_manager = RoutePlan {
+        requester_manager: false,
+        ..listed.clone()
+    };
+    assert!(
+        refused(
+            &no_manager,
+            answer(true, Some("marcus.webb@example.com"), Some("u-marcus"))
+        )
+        .contains("is not an approver")
+    );
+}
+
+#[test]
+fn a_route_expires_only_after_its_wait() {
+    let routed = now();
+    let plan = RoutePlan {
+        wait_at_most: Some(Duration::hours(4)),
+        ..Default::default()
+    };
+    assert!(!route_expired(&plan, routed, routed + Duration::hours(4)));
+    assert!(route_expired(
+        &plan,
+        routed,
+        routed + Duration::hours(4) + Duration::seconds(1)
+    ));
+    assert!(!route_expired(
+        &RoutePlan::default(),
+        routed,
+        routed + Duration::days(365)
+    ));
 }

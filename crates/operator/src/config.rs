@@ -159,13 +159,18 @@ pub struct WebhookSettings {
     /// requests and audit events at once; its content is never trusted.
     #[serde(default)]
     pub opal_events: Option<OpalEventsHookSettings>,
+    /// `POST /webhooks/jira`, a Jira webhook saved with a secret (`X-Hub-Signature:
+    /// sha256=<hex HMAC-SHA256 of the body>`). A verified delivery only makes the operator
+    /// poll its routed requests' approvals at once; its content is never trusted.
+    #[serde(default)]
+    pub jira: Option<OpalEventsHookSettings>,
 }
 
-/// The Opal event-stream doorbell.
+/// A doorbell hook: the Opal event stream's, or Jira's.
 #[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OpalEventsHookSettings {
-    /// The event stream's signing secret.
+    /// The signing secret.
     pub secret: LocalSecretRef,
 }
 

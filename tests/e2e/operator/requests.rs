@@ -11,8 +11,12 @@ use kube::api::{ObjectMeta, PostParams};
 use libtest_mimic::Failed;
 use opal_operator::controller::requests::{LEDGER_TYPE, entry_name};
 use opal_operator::crd::AccessPolicy;
-use opal_operator::notify::{ChannelConfig, NotifyConfig, PagerDutyConfig, PagerDutyRestConfig};
+use opal_operator::notify::{
+    ChannelConfig, JsmConfig, NotifyConfig, PagerDutyConfig, PagerDutyRestConfig,
+};
+use opal_operator::opal::model::ApprovalLevel;
 use opal_operator::secret::{SecretKeySelector, SecretRef};
+use opal_operator::sim::notify::jira::{JiraSim, JiraSimConfig, SimApprover};
 use opal_operator::sim::notify::pagerduty::{PagerDutySim, PagerDutySimConfig};
 use opal_operator::sim::opal::{GrantTarget, NewRequest};
 use opal_operator::standalone::Sources;
@@ -25,6 +29,7 @@ pub fn trials() -> Vec<E2eTrial> {
     vec![
         e2e_trial!(rules_approve_and_deny_pending_requests_once_and_resume_claimed_entries),
         e2e_trial!(only_a_first_level_on_call_requester_is_approved_at_once),
+        e2e_trial!(routed_requests_are_decided_once_by_an_eligible_jsm_approver),
     ]
 }
 
@@ -345,6 +350,286 @@ async fn only_a_first_level_on_call_requester_is_approved_at_once(
         || ledger_phase(&ctx, &backup_request).await?.is_some()
     {
         return Err("a level-2 responder was approved by a level-1 rule".into());
+    }
+    operator.stop().await
+}
+
+/// Yara's manager in the sample HR data.
+const YARAS_MANAGER: &str = "amara.kaur@acme.example";
+/// An Engineering approver named in the route.
+const LISTED_APPROVER: &str = "laila.singh@acme.example";
+/// Engineering, and no approver at all.
+const OTHER_ENGINEER: &str = "ayesha.lee@acme.example";
+
+fn account(email: &str) -> String {
+    format!("acc-{}", email.split('@').next().unwrap_or_default())
+}
+
+/// `Route` opens one JSM request per Opal request and carries out the first eligible answer:
+/// the requester's HR manager approves Yara's request; Laila's own answer on hers is refused
+/// and noted; Zara's (Sales) waits past `waitAtMost` and is denied; Ayesha's is approved by an
+/// Opal admin meanwhile and recorded as decided elsewhere. Every ticket ends resolved with what
+/// happened, and nothing is sent to Opal or JSM twice.
+async fn routed_requests_are_decided_once_by_an_eligible_jsm_approver(
+    ctx: TestContext,
+) -> Result<(), Failed> {
+    let mut jira_config = JiraSimConfig::default();
+    jira_config.service_desks[0].approvers = [YARAS_MANAGER, LISTED_APPROVER, OTHER_ENGINEER]
+        .into_iter()
+        .map(|email| SimApprover {
+            account_id: account(email),
+            email: email.to_owned(),
+            display_name: email.to_owned(),
+        })
+        .collect();
+    let jira = JiraSim::start(jira_config.clone()).await?;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "jsm-credentials", "namespace": ctx.namespace},
+        "stringData": {"api-token": jira_config.api_token},
+    }))?;
+    api::<Secret>(&ctx.client, &ctx.namespace)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let desk = &jira_config.service_desks[0];
+    let notify = NotifyConfig {
+        channels: [(
+            "jsm".to_owned(),
+            ChannelConfig::JiraServiceManagement(JsmConfig {
+                url: jira.site_url(),
+                email: jira_config.email.clone(),
+                api_token: SecretRef::SecretKeyRef(SecretKeySelector {
+                    name: "jsm-credentials".into(),
+                    key: "api-token".into(),
+                }),
+                service_desk_id: desk.id.clone(),
+                request_type_id: desk.request_type_ids[0].clone(),
+                raise_on_behalf_of: None,
+                resolve_transition: None,
+            }),
+        )]
+        .into(),
+        outbox: Default::default(),
+    };
+    let mut org =
+        Org::start_with(&ctx.namespace, "10m", Some(serde_json::to_value(&notify)?)).await?;
+    org.manifests
+        .access_policies
+        .push(serde_json::from_value(json!({
+            "apiVersion": "opal-operator.io/v1alpha1",
+            "kind": "AccessPolicy",
+            "metadata": {"name": "routed", "namespace": ctx.namespace},
+            "spec": {"requests": [
+                {"name": "sales-break-glass", "action": "Route",
+                 "match": {"requester": {"matchLabels": {"department": "Sales"}},
+                           "targets": [{"group": {"name": BREAK_GLASS}}]},
+                 "route": {"channel": "jsm", "approvers": [LISTED_APPROVER], "waitAtMost": "3s"}},
+                {"name": "engineers-break-glass", "action": "Route",
+                 "match": {"requester": {"matchLabels": {"department": "Engineering"}},
+                           "targets": [{"group": {"name": BREAK_GLASS}}]},
+                 "route": {"channel": "jsm", "approvers": [LISTED_APPROVER], "requesterManager": true}},
+            ]},
+        }))?);
+    org.apply_manifests(&ctx.client).await?;
+    let break_glass = group(&org, BREAK_GLASS)?;
+    let yara = pending(
+        &org,
+        &opal_user_id(&org, ENGINEER)?,
+        break_glass.clone(),
+        60,
+    )?;
+    let laila = pending(
+        &org,
+        &opal_user_id(&org, LISTED_APPROVER)?,
+        break_glass.clone(),
+        60,
+    )?;
+    let zara = pending(&org, &opal_user_id(&org, SALES)?, break_glass.clone(), 60)?;
+    let ayesha = pending(
+        &org,
+        &opal_user_id(&org, OTHER_ENGINEER)?,
+        break_glass.clone(),
+        60,
+    )?;
+
+    let operator = InProcessOperator::start(
+        &ctx,
+        &org,
+        OperatorOptions {
+            interval: Duration::from_secs(600),
+            lease: true,
+            identity: "e2e-routes".into(),
+        },
+    )
+    .await?;
+    let ticket_of = |request_id: &str| {
+        let label = entry_name(request_id);
+        jira.issues()
+            .into_iter()
+            .find(|issue| issue.labels.contains(&label))
+    };
+    let tickets = eventually("a JSM request per routed request", DECISION, || async {
+        let found: Vec<_> = [&yara, &laila, &zara, &ayesha]
+            .iter()
+            .map(|id| ticket_of(id))
+            .collect();
+        Ok(found
+            .iter()
+            .all(Option::is_some)
+            .then(|| found.into_iter().flatten().collect::<Vec<_>>()))
+    })
+    .await?;
+    let [yara_ticket, laila_ticket, zara_ticket, ayesha_ticket] =
+        [0, 1, 2, 3].map(|i| tickets[i].key.clone());
+
+    if !jira.decide_approval(&yara_ticket, &account(YARAS_MANAGER), true)
+        || !jira.decide_approval(&laila_ticket, &account(LISTED_APPROVER), true)
+    {
+        return Err("the JSM approvals to answer are missing".into());
+    }
+    let opal = Sources::from_config(&org.config()?)?.opal;
+    opal.approve_request(
+        &ayesha,
+        &ApprovalLevel::Admin,
+        Some("approved by an Opal admin"),
+    )
+    .await?;
+    eventually(
+        "the manager's approval, the deadline and the admin's approval are settled",
+        DECISION,
+        || async {
+            let statuses = [
+                status(&org, &yara),
+                status(&org, &zara),
+                status(&org, &ayesha),
+            ];
+            let phases = [
+                ledger_phase(&ctx, &yara).await?,
+                ledger_phase(&ctx, &zara).await?,
+                ledger_phase(&ctx, &ayesha).await?,
+            ];
+            let done = statuses == ["APPROVED", "DENIED", "APPROVED"]
+                && phases
+                    == [
+                        Some("Applied".to_owned()),
+                        Some("Applied".to_owned()),
+                        Some("DecidedElsewhere".to_owned()),
+                    ];
+            Ok(done.then_some(()))
+        },
+    )
+    .await
+    .map_err(|error| {
+        format!(
+            "{}; now {:?} in Opal, tickets {:?}",
+            error.message().unwrap_or_default(),
+            [
+                status(&org, &yara),
+                status(&org, &zara),
+                status(&org, &ayesha)
+            ],
+            jira.issues()
+                .iter()
+                .map(|issue| (
+                    issue.key.clone(),
+                    issue.status.clone(),
+                    issue.comments.len()
+                ))
+                .collect::<Vec<_>>()
+        )
+    })?;
+    let comments = |id: String| {
+        let opal = opal.clone();
+        async move {
+            Ok::<Vec<String>, Failed>(
+                opal.request_comments(&id)
+                    .await?
+                    .into_iter()
+                    .map(|c| c.comment)
+                    .collect(),
+            )
+        }
+    };
+    let yara_comments = comments(yara.clone()).await?;
+    if !yara_comments.iter().any(|c| {
+        c.contains(YARAS_MANAGER) && c.contains(&yara_ticket) && c.contains("engineers-break-glass")
+    }) {
+        return Err(format!(
+            "the approval names neither the manager nor the ticket: {yara_comments:?}"
+        )
+        .into());
+    }
+    let zara_comments = comments(zara.clone()).await?;
+    if !zara_comments
+        .iter()
+        .any(|c| c.contains("no eligible answer"))
+    {
+        return Err(
+            format!("the expired request's denial does not say why: {zara_comments:?}").into(),
+        );
+    }
+    // Laila approved her own request: refused, said on the ticket, and still waiting.
+    eventually(
+        "the refusal is noted on Laila's ticket",
+        DECISION,
+        || async {
+            Ok(ticket_of(&laila)
+                .is_some_and(|issue| {
+                    issue
+                        .comments
+                        .iter()
+                        .any(|c| c.to_string().contains("made this request"))
+                })
+                .then_some(()))
+        },
+    )
+    .await?;
+    if status(&org, &laila) != "PENDING"
+        || ledger_phase(&ctx, &laila).await?.as_deref() != Some("Routed")
+    {
+        return Err("the requester's own approval was carried out".into());
+    }
+    for (ticket, request) in [
+        (&yara_ticket, &yara),
+        (&zara_ticket, &zara),
+        (&ayesha_ticket, &ayesha),
+    ] {
+        let issue = ticket_of(request).ok_or("ticket gone")?;
+        if issue.status != "Done" {
+            return Err(format!("{ticket} is {:?}, not resolved", issue.status).into());
+        }
+    }
+    if ticket_of(&laila).map(|i| i.status) == Some("Done".to_owned()) {
+        return Err(format!("{laila_ticket} was resolved while its request still waits").into());
+    }
+
+    // More passes: no second ticket, no second decision, no second refusal note.
+    let lists = |org: &Org| org.opal.counters().calls("GET /requests");
+    let seen = lists(&org);
+    eventually("two more passes", DECISION, || async {
+        Ok((lists(&org) >= seen + 2).then_some(()))
+    })
+    .await?;
+    let counters = org.opal.counters();
+    let decisions =
+        counters.calls("POST /requests/{id}/approve") + counters.calls("POST /requests/{id}/deny");
+    // Two by the operator (Yara approved, Zara denied) and the admin's one.
+    if decisions != 3 {
+        return Err(format!("expected 3 decisions sent to Opal, saw {decisions}").into());
+    }
+    if jira.issues().len() != 4 {
+        return Err(format!("expected 4 JSM requests, saw {}", jira.issues().len()).into());
+    }
+    let notes = ticket_of(&laila)
+        .map(|issue| {
+            issue
+                .comments
+                .iter()
+                .filter(|c| c.to_string().contains("made this request"))
+                .count()
+        })
+        .unwrap_or_default();
+    if notes != 1 {
+        return Err(format!("the refusal was noted {notes} times").into());
     }
     operator.stop().await
 }

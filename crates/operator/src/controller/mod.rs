@@ -349,10 +349,13 @@ pub async fn run_on(
             }
         }
     };
-    let on_call = match &config.notify {
+    let (on_call, desks) = match &config.notify {
         Some(notify) => {
             let secrets = notifications::NamespaceSecrets::new(client.clone(), &operator_namespace);
-            crate::notify::rest_clients(notify, &secrets).await?
+            (
+                crate::notify::rest_clients(notify, &secrets).await?,
+                crate::notify::route_desks(notify, &secrets).await?,
+            )
         }
         None => Default::default(),
     };
@@ -366,6 +369,7 @@ pub async fn run_on(
             operator_namespace: operator_namespace.clone(),
             on_call,
             leadership: leadership.clone(),
+            desks,
         }),
         doorbell,
         config.requests.poll_interval(),

@@ -299,14 +299,32 @@ pub enum Weekday {
     Sun,
 }
 
-/// Where a routed request goes.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+/// Where a routed request goes and who may answer it. The operator opens one request in the
+/// channel per Opal request (found again by its label after a restart), polls its approval
+/// every pass (a Jira webhook only makes the poll come sooner), and carries out the first
+/// eligible answer in Opal; answers from anyone else are noted on the ticket and ignored.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteSpec {
-    /// The channel name in the operator config: a Jira Service Management or ServiceNow channel
-    /// (ticket), a PagerDuty channel (incident) or a Slack channel (message).
+    /// A `jiraServiceManagement` channel in the operator config; the request's approval in JSM
+    /// decides.
     #[schemars(length(min = 1, max = 253))]
     pub channel: String,
+    /// Emails of the people who may decide. With neither `approvers` nor `requesterManager`,
+    /// anyone JSM lets answer may decide. Always: the decider must be an Opal user and not the
+    /// requester.
+    #[serde(default)]
+    #[schemars(length(max = 100), inner(length(min = 3, max = 254)))]
+    pub approvers: Vec<String>,
+    /// The requester's manager in HR may decide.
+    #[serde(default)]
+    pub requester_manager: bool,
+    /// How long the request may wait for an eligible answer (a Go duration such as `4h`); then
+    /// it is denied in Opal with a comment and the ticket is closed. Unset: it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("waitAtMost must be a positive duration such as 4h"))]
+    pub wait_at_most: Option<String>,
 }
 
 /// Desired Opal settings for a set of groups or resources.

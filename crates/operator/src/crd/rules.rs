@@ -4,7 +4,7 @@
 
 use crate::engine::{
     BusinessWindow, ObjectKey, OnCallCondition, PolicyRequestRules, RequestConditions,
-    RequestRule as EngineRequestRule, RequestVerdict,
+    RequestRule as EngineRequestRule, RequestVerdict, RoutePlan,
 };
 use crate::engine::{
     CompiledSelector, Enforcement as EngineEnforcement, GrantRule, LevelRef, LockEnd, LockScope,
@@ -288,9 +288,19 @@ impl RequestRule {
         let verdict = match (self.action, &self.route) {
             (RequestAction::AutoApprove, None) => RequestVerdict::AutoApprove,
             (RequestAction::Deny, None) => RequestVerdict::Deny,
-            (RequestAction::Route, Some(route)) => RequestVerdict::Route {
+            (RequestAction::Route, Some(route)) => RequestVerdict::Route(RoutePlan {
                 channel: route.channel.clone(),
-            },
+                approvers: route
+                    .approvers
+                    .iter()
+                    .map(|email| email.trim().to_lowercase())
+                    .collect(),
+                requester_manager: route.requester_manager,
+                wait_at_most: optional_duration(
+                    &format!("{at}.route.waitAtMost"),
+                    route.wait_at_most.as_ref(),
+                )?,
+            }),
             (RequestAction::Route, None) => {
                 return Err(format!("{at}.route: required when action is Route"));
             }
@@ -678,9 +688,10 @@ mod tests {
         );
         assert_eq!(
             rules.rules[1].verdict,
-            RequestVerdict::Route {
-                channel: "jsm".to_owned()
-            }
+            RequestVerdict::Route(RoutePlan {
+                channel: "jsm".to_owned(),
+                ..Default::default()
+            })
         );
         let invalid: Vec<(usize, bool)> = rules
             .invalid

@@ -387,7 +387,7 @@ impl Channel {
 }
 
 /// Reads one of channel `channel`'s credentials.
-async fn resolve_secret(
+pub(super) async fn resolve_secret(
     channel: &str,
     reference: &SecretRef,
     kube: &dyn KubeSecretSource,

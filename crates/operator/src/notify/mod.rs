@@ -64,6 +64,7 @@ mod outbox;
 mod pagerduty;
 mod pagerduty_rest;
 pub mod render;
+mod route_desk;
 mod servicenow;
 mod slack;
 mod splunk;
@@ -77,7 +78,10 @@ pub use config::{
 };
 pub use email::{EmailClient, KEY_HEADER};
 pub use error::{EnqueueError, NotifyError};
-pub use jira::{IssueRef, JiraClient, NewIssue, NewRequest, Transition};
+pub use jira::{
+    APPROVAL_MAX_PAGES, APPROVAL_PAGE_LIMIT, Approval, ApprovalDecision, Approver, IssueRef,
+    JiraClient, NewIssue, NewRequest, Transition,
+};
 pub use message::{
     AccessChange, AccessTarget, AttributeChange, ChangeOp, Event, Link, Notification, ObjectRef,
     Person, PlannedChange, Severity, TargetKind, Thread, TicketAction,
@@ -90,6 +94,7 @@ pub use pagerduty::{AlertEvent, AlertPayload, EventAction, PagerDutyClient, Page
 pub use pagerduty_rest::{
     OnCallEntry, OnCallQuery, PAGERDUTY_REST_ACCEPT, PagerDutyRest, rest_clients,
 };
+pub use route_desk::{DeskAnswer, ServiceDeskRoute, route_desks};
 pub use servicenow::{Record, ServiceNowClient};
 pub use slack::{PostedMessage, SlackApiClient, SlackUser, SlackWebhookClient};
 pub use splunk::{HecAck, HecClient, HecError};

@@ -43,15 +43,31 @@ pub(super) fn verify_signature(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), HookError> {
-    let presented = header_text(headers, SIGNATURE_HEADER)?
-        .ok_or_else(|| HookError::Unauthenticated(format!("missing header {SIGNATURE_HEADER}")))?;
-    check_signature(secret, presented, body)
+    verify_signature_in(SIGNATURE_HEADER, secret, headers, body)
 }
 
-fn check_signature(secret: &Secret, presented: &str, body: &[u8]) -> Result<(), HookError> {
+/// Checks `sha256=<hex HMAC-SHA256 of the body>` in header `name` (ours, or Jira's
+/// `X-Hub-Signature`).
+pub(super) fn verify_signature_in(
+    name: &str,
+    secret: &Secret,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), HookError> {
+    let presented = header_text(headers, name)?
+        .ok_or_else(|| HookError::Unauthenticated(format!("missing header {name}")))?;
+    check_signature(name, secret, presented, body)
+}
+
+fn check_signature(
+    name: &str,
+    secret: &Secret,
+    presented: &str,
+    body: &[u8],
+) -> Result<(), HookError> {
     let malformed = || {
         HookError::Unauthenticated(format!(
-            "header {SIGNATURE_HEADER} must be {SIGNATURE_SCHEME}<hex HMAC-SHA256 of the body>"
+            "header {name} must be {SIGNATURE_SCHEME}<hex HMAC-SHA256 of the body>"
         ))
     };
     let hex_digest = presented
@@ -119,7 +135,7 @@ pub(super) fn verify_token_or_signature(
         return check_token(secret, token);
     }
     match header_text(headers, SIGNATURE_HEADER)? {
-        Some(signature) => check_signature(secret, signature, body),
+        Some(signature) => check_signature(SIGNATURE_HEADER, secret, signature, body),
         None => Err(HookError::Unauthenticated(format!(
             "missing header {TOKEN_HEADER} or {SIGNATURE_HEADER}"
         ))),

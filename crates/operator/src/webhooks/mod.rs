@@ -12,6 +12,7 @@
 //! | `POST /webhooks/alerts/datadog` | Datadog alert → Lockdown, 201 (200 if it exists) |
 //! | `POST /webhooks/alerts/generic` | any tool's signed JSON alert → Lockdown, 201 (200 if it exists) |
 //! | `POST /webhooks/opal/events` | an Opal event stream's delivery → [`Doorbell`], 202 |
+//! | `POST /webhooks/jira` | a Jira webhook delivery (`X-Hub-Signature`) → [`Doorbell`], 202 |
 //!
 //! Every webhook request is handled in the same order, and nothing is acted on before the
 //! sender is authenticated: a hook without credentials in the configuration answers 404; a
@@ -129,7 +130,7 @@ pub use alerts::{
 pub use auth::{SIGNATURE_HEADER, TOKEN_HEADER};
 pub use health::Health;
 pub use hr::HrChangeSink;
-pub use routes::{OPAL_SIGNATURE_HEADER, OPAL_TIMESTAMP_HEADER};
+pub use routes::{JIRA_SIGNATURE_HEADER, OPAL_SIGNATURE_HEADER, OPAL_TIMESTAMP_HEADER};
 
 use crate::config::{AlertFieldPaths, OperatorConfig};
 use crate::engine::ObjectKey;
@@ -258,6 +259,7 @@ pub struct WebhookState {
     datadog: Option<Secret>,
     generic: Option<GenericHook>,
     opal_events: Option<Secret>,
+    jira: Option<Secret>,
     sinks: WebhookSinks,
     max_body_bytes: usize,
     operator_namespace: String,
@@ -288,6 +290,7 @@ impl WebhookState {
             datadog: None,
             generic: None,
             opal_events: None,
+            jira: None,
             sinks: WebhookSinks::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             operator_namespace: operator_namespace.into(),
@@ -343,7 +346,16 @@ impl WebhookState {
                 &opal_events.secret,
             )?);
         }
+        if let Some(jira) = &hooks.jira {
+            state = state.with_jira_secret(secret("webhooks.jira.secret", &jira.secret)?);
+        }
         Ok(state)
+    }
+
+    /// Enables `POST /webhooks/jira`, signed with this webhook secret.
+    pub fn with_jira_secret(mut self, secret: Secret) -> Self {
+        self.jira = Some(secret);
+        self
     }
 
     /// Enables `POST /webhooks/opal/events`, signed with this event-stream secret.
@@ -422,6 +434,7 @@ pub fn router(state: Arc<WebhookState>) -> Router {
         .route("/webhooks/alerts/datadog", post(datadog_alert))
         .route("/webhooks/alerts/generic", post(generic_alert))
         .route("/webhooks/opal/events", post(opal_events))
+        .route("/webhooks/jira", post(jira_events))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

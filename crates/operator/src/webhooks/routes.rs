@@ -226,6 +226,37 @@ pub(super) fn accept_opal_events(
     Ok(HookSuccess::Rung)
 }
 
+pub(super) async fn jira_events(
+    State(state): State<Arc<WebhookState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = accept_jira_events(&state, &headers, body);
+    reply(&state, "jira", result)
+}
+
+/// Jira's webhook signature header.
+pub const JIRA_SIGNATURE_HEADER: &str = "x-hub-signature";
+
+/// A verified Jira delivery only rings the doorbell: routed requests' approvals are re-read
+/// from JSM, so a forged or repeated payload can decide nothing.
+pub(super) fn accept_jira_events(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<HookSuccess, HookError> {
+    let secret = state.jira.as_ref().ok_or(HookError::NotConfigured)?;
+    let body = read_body(body, state.max_body_bytes)?;
+    auth::verify_signature_in(JIRA_SIGNATURE_HEADER, secret, headers, &body)?;
+    let doorbell = state
+        .sinks
+        .doorbell
+        .as_ref()
+        .ok_or(HookError::Unavailable)?;
+    doorbell.ring();
+    Ok(HookSuccess::Rung)
+}
+
 pub(super) async fn splunk_alert(
     State(state): State<Arc<WebhookState>>,
     headers: HeaderMap,

@@ -6,7 +6,16 @@
 //!   `statusCategory = done|new|indeterminate`, joined by `AND`, optional `ORDER BY created`;
 //! * comments (`GET`/`POST /rest/api/3/issue/{key}/comment`, ADF bodies);
 //! * transitions of the workflow To Do → In Progress → Done (`GET`/`POST .../transitions`, 204);
-//! * `POST /rest/servicedeskapi/request` creating an issue in the service desk's project.
+//! * `POST /rest/servicedeskapi/request` creating an issue in the service desk's project; on a
+//!   desk with approvers the request gets one pending approval ("Access approval") naming them
+//!   all;
+//! * JSM approvals: `GET /rest/servicedeskapi/request/{key}/approval?start=&limit=` (a paged
+//!   list, default limit 50, capped by [`JiraSim::set_approval_page_limit`]) and
+//!   `POST /rest/servicedeskapi/request/{key}/approval/{id}` with `{"decision":
+//!   "approve"|"decline"}`, answered as the site's configured `email`: 403 unless an approver has
+//!   that email, 400 when the approval is already decided, else 200 with the updated approval.
+//!   One approver's decision decides the approval. Tests answer as any approver with
+//!   [`JiraSim::decide_approval`].
 //!
 //! Basic auth `email:api_token`; errors use Jira's `ErrorCollection`
 //! (`{"errorMessages": [...], "errors": {...}}`) and JSM's `{"errorMessage": ...}`.
@@ -32,6 +41,120 @@ pub struct ServiceDeskSpec {
     pub id: String,
     pub project_key: String,
     pub request_type_ids: Vec<String>,
+    /// Approvers of the approval each new request gets; none: requests get no approval.
+    pub approvers: Vec<SimApprover>,
+}
+
+/// A Jira user who approves JSM requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimApprover {
+    pub account_id: String,
+    pub email: String,
+    pub display_name: String,
+}
+
+impl SimApprover {
+    pub fn new(account_id: &str, email: &str, display_name: &str) -> Self {
+        Self {
+            account_id: account_id.to_owned(),
+            email: email.to_owned(),
+            display_name: display_name.to_owned(),
+        }
+    }
+}
+
+/// A JSM approval decision, as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimDecision {
+    Pending,
+    Approved,
+    Declined,
+}
+
+impl SimDecision {
+    /// The wire form: `"pending"`, `"approved"`, `"declined"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Declined => "declined",
+        }
+    }
+}
+
+/// One approver of an approval and their decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimApproverDecision {
+    pub approver: SimApprover,
+    pub decision: SimDecision,
+}
+
+/// A JSM approval on a request, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimApproval {
+    pub id: String,
+    pub name: String,
+    pub final_decision: SimDecision,
+    pub approvers: Vec<SimApproverDecision>,
+    /// `completedDate.iso8601`, once decided.
+    pub completed_date: Option<String>,
+}
+
+impl SimApproval {
+    /// Records approver `at`'s decision, which decides the approval.
+    fn decide(&mut self, at: usize, approve: bool) {
+        let decision = if approve {
+            SimDecision::Approved
+        } else {
+            SimDecision::Declined
+        };
+        self.approvers[at].decision = decision;
+        self.final_decision = decision;
+        self.completed_date = Some(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%z").to_string());
+    }
+
+    fn to_json(&self, base: &str, issue_id: &str, caller: &str) -> Value {
+        let pending = self.final_decision == SimDecision::Pending;
+        let approvers: Vec<Value> = self
+            .approvers
+            .iter()
+            .map(|entry| {
+                json!({
+                    "approver": {
+                        "accountId": entry.approver.account_id,
+                        "emailAddress": entry.approver.email,
+                        "displayName": entry.approver.display_name,
+                        "active": true,
+                        "timeZone": "Etc/UTC",
+                        "_links": {
+                            "self": format!("{base}/rest/api/2/user?accountId={}", entry.approver.account_id),
+                        },
+                    },
+                    "approverDecision": entry.decision.as_str(),
+                })
+            })
+            .collect();
+        let can_answer = pending
+            && self.approvers.iter().any(|entry| {
+                entry.approver.email.eq_ignore_ascii_case(caller)
+                    && entry.decision == SimDecision::Pending
+            });
+        let mut approval = json!({
+            "id": self.id,
+            "name": self.name,
+            "finalDecision": self.final_decision.as_str(),
+            "canAnswerApproval": can_answer,
+            "approvers": approvers,
+            "createdDate": {"iso8601": "2026-01-01T00:00:00+0000", "epochMillis": 1_767_225_600_000_u64},
+            "_links": {
+                "self": format!("{base}/rest/servicedeskapi/request/{issue_id}/approval/{}", self.id),
+            },
+        });
+        if let Some(completed) = &self.completed_date {
+            approval["completedDate"] = json!({"iso8601": completed});
+        }
+        approval
+    }
 }
 
 /// Site settings.
@@ -55,6 +178,10 @@ impl Default for JiraSimConfig {
                 id: "1".to_owned(),
                 project_key: "ITSD".to_owned(),
                 request_type_ids: vec!["10".to_owned()],
+                approvers: vec![
+                    SimApprover::new("acc-olivia", "olivia.chen@example.com", "Olivia Chen"),
+                    SimApprover::new("acc-marcus", "marcus.webb@example.com", "Marcus Webb"),
+                ],
             }],
         }
     }
@@ -78,6 +205,8 @@ pub struct SimIssue {
     pub transitions: Vec<String>,
     /// The JSM request body, for requests.
     pub request: Option<Value>,
+    /// JSM approvals, oldest first (requests only).
+    pub approvals: Vec<SimApproval>,
     created_seq: u64,
 }
 
@@ -140,6 +269,9 @@ struct Site {
     next_id: u64,
     next_number: BTreeMap<String, u64>,
     next_comment: u64,
+    next_approval: u64,
+    /// Largest `limit` the approvals list honours.
+    approval_page_limit: usize,
     base_url: String,
 }
 
@@ -166,6 +298,7 @@ impl JiraSim {
             config: Some(config),
             next_id: 10_000,
             next_comment: 10_000,
+            approval_page_limit: 100,
             ..Site::default()
         }));
         let router = Router::new()
@@ -181,6 +314,14 @@ impl JiraSim {
             )
             .route("/rest/api/3/search/jql", get(search))
             .route("/rest/servicedeskapi/request", post(create_request))
+            .route(
+                "/rest/servicedeskapi/request/{key}/approval",
+                get(list_approvals),
+            )
+            .route(
+                "/rest/servicedeskapi/request/{key}/approval/{approval}",
+                post(answer_approval),
+            )
             .with_state(Arc::clone(&site));
         let server = SimServer::start(router).await?;
         state(&site).base_url = server.base_url();
@@ -195,6 +336,70 @@ impl JiraSim {
     /// Every issue, oldest first.
     pub fn issues(&self) -> Vec<SimIssue> {
         state(&self.site).issues.clone()
+    }
+
+    /// The approvals of issue `key` (a key or an id), oldest first; none for an unknown issue.
+    pub fn approvals(&self, key: &str) -> Vec<SimApproval> {
+        state(&self.site)
+            .issue_mut(key)
+            .map(|issue| issue.approvals.clone())
+            .unwrap_or_default()
+    }
+
+    /// Answers as approver `account_id`: records their decision on the issue's first pending
+    /// approval naming them, which decides it. False when the issue, such an approval or the
+    /// approver does not exist.
+    pub fn decide_approval(&self, key: &str, account_id: &str, approve: bool) -> bool {
+        let mut site = state(&self.site);
+        let Some(issue) = site.issue_mut(key) else {
+            return false;
+        };
+        let found = issue.approvals.iter_mut().find_map(|approval| {
+            (approval.final_decision == SimDecision::Pending)
+                .then(|| {
+                    approval
+                        .approvers
+                        .iter()
+                        .position(|entry| entry.approver.account_id == account_id)
+                })
+                .flatten()
+                .map(|at| (approval, at))
+        });
+        match found {
+            Some((approval, at)) => {
+                approval.decide(at, approve);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds another pending approval named `name` to the JSM request `key`, with its service
+    /// desk's approvers; returns its id, or `None` when `key` is not a request.
+    pub fn add_approval(&self, key: &str, name: &str) -> Option<String> {
+        let mut site = state(&self.site);
+        let desk_id = site
+            .issue_mut(key)?
+            .request
+            .as_ref()?
+            .get("serviceDeskId")
+            .and_then(Value::as_str)
+            .map(str::to_owned)?;
+        let approvers = site
+            .config
+            .as_ref()
+            .and_then(|config| config.service_desks.iter().find(|desk| desk.id == desk_id))
+            .map(|desk| desk.approvers.clone())
+            .unwrap_or_default();
+        let approval = site.new_approval(name, &approvers);
+        let id = approval.id.clone();
+        site.issue_mut(key)?.approvals.push(approval);
+        Some(id)
+    }
+
+    /// Caps the page size of the approvals list (JSM caps `limit` server-side); at least 1.
+    pub fn set_approval_page_limit(&self, limit: usize) {
+        state(&self.site).approval_page_limit = limit.max(1);
     }
 }
 
@@ -265,10 +470,36 @@ impl Site {
             comments: Vec::new(),
             transitions: Vec::new(),
             request,
+            approvals: Vec::new(),
             created_seq: self.next_id,
         };
         self.issues.push(issue.clone());
         issue
+    }
+
+    fn new_approval(&mut self, name: &str, approvers: &[SimApprover]) -> SimApproval {
+        self.next_approval += 1;
+        SimApproval {
+            id: self.next_approval.to_string(),
+            name: name.to_owned(),
+            final_decision: SimDecision::Pending,
+            approvers: approvers
+                .iter()
+                .map(|approver| SimApproverDecision {
+                    approver: approver.clone(),
+                    decision: SimDecision::Pending,
+                })
+                .collect(),
+            completed_date: None,
+        }
+    }
+
+    /// The caller's email (answers are made as the configured user).
+    fn caller(&self) -> String {
+        self.config
+            .as_ref()
+            .map(|config| config.email.clone())
+            .unwrap_or_default()
     }
 
     fn self_url(&self, id: &str) -> String {
@@ -786,6 +1017,12 @@ async fn create_request(State(site): State<Shared>, headers: HeaderMap, body: By
         labels,
         Some(request.clone()),
     );
+    if !desk.approvers.is_empty() {
+        let approval = site.new_approval("Access approval", &desk.approvers);
+        if let Some(stored) = site.issue_mut(&issue.key) {
+            stored.approvals.push(approval);
+        }
+    }
     let base = site.base_url.clone();
     (
         StatusCode::CREATED,
@@ -809,4 +1046,128 @@ async fn create_request(State(site): State<Shared>, headers: HeaderMap, body: By
         })),
     )
         .into_response()
+}
+
+fn request_not_found() -> Response {
+    jsm_error(
+        StatusCode::NOT_FOUND,
+        "The request does not exist or you do not have permission to see it.",
+    )
+}
+
+async fn list_approvals(
+    State(site): State<Shared>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    uri: Uri,
+) -> Response {
+    let mut site = state(&site);
+    if let Some(response) = site.refusal(&headers) {
+        return response;
+    }
+    let pairs = query_pairs(uri.query());
+    let number = |name: &'static str, default: usize| match query_get(&pairs, name) {
+        None => Ok(default),
+        Some(text) => text.parse::<usize>().map_err(|_| name),
+    };
+    let (start, limit) = match (number("start", 0), number("limit", 50)) {
+        (Ok(start), Ok(limit)) => (start, limit.clamp(1, site.approval_page_limit)),
+        (Err(name), _) | (_, Err(name)) => {
+            return jsm_error(
+                StatusCode::BAD_REQUEST,
+                &format!("The '{name}' parameter must be a non-negative integer."),
+            );
+        }
+    };
+    let caller = site.caller();
+    let base = site.base_url.clone();
+    let Some(issue) = site.issue_mut(&key).filter(|issue| issue.request.is_some()) else {
+        return request_not_found();
+    };
+    let values: Vec<Value> = issue
+        .approvals
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|approval| approval.to_json(&base, &issue.id, &caller))
+        .collect();
+    let is_last_page = start.saturating_add(limit) >= issue.approvals.len();
+    axum::Json(json!({
+        "_expands": [],
+        "size": values.len(),
+        "start": start,
+        "limit": limit,
+        "isLastPage": is_last_page,
+        "values": values,
+        "_links": {
+            "base": base,
+            "context": "",
+            "self": format!("{base}/rest/servicedeskapi/request/{}/approval", issue.id),
+        },
+    }))
+    .into_response()
+}
+
+async fn answer_approval(
+    State(site): State<Shared>,
+    headers: HeaderMap,
+    Path((key, approval_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let mut site = state(&site);
+    if let Some(response) = site.refusal(&headers) {
+        return response;
+    }
+    let decision = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|request| {
+            request
+                .get("decision")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+    let approve = match decision.as_deref() {
+        Some("approve") => true,
+        Some("decline") => false,
+        _ => {
+            return jsm_error(
+                StatusCode::BAD_REQUEST,
+                "The decision must be 'approve' or 'decline'.",
+            );
+        }
+    };
+    let caller = site.caller();
+    let base = site.base_url.clone();
+    let Some(issue) = site.issue_mut(&key).filter(|issue| issue.request.is_some()) else {
+        return request_not_found();
+    };
+    let issue_id = issue.id.clone();
+    let Some(approval) = issue
+        .approvals
+        .iter_mut()
+        .find(|approval| approval.id == approval_id)
+    else {
+        return jsm_error(
+            StatusCode::NOT_FOUND,
+            "The approval does not exist or you do not have permission to see it.",
+        );
+    };
+    let Some(at) = approval
+        .approvers
+        .iter()
+        .position(|entry| entry.approver.email.eq_ignore_ascii_case(&caller))
+    else {
+        return jsm_error(
+            StatusCode::FORBIDDEN,
+            "You are not an approver of this approval.",
+        );
+    };
+    if approval.final_decision != SimDecision::Pending {
+        return jsm_error(
+            StatusCode::BAD_REQUEST,
+            "This approval has already been decided.",
+        );
+    }
+    approval.decide(at, approve);
+    axum::Json(approval.to_json(&base, &issue_id, &caller)).into_response()
 }

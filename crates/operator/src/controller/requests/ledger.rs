@@ -11,6 +11,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use sha2::{Digest, Sha256};
 
+use crate::engine::RoutePlan;
+
 /// The Secret type that marks a ledger entry.
 pub const LEDGER_TYPE: &str = "opal-operator.io/request-ledger";
 
@@ -23,6 +25,8 @@ pub enum Phase {
     Applied,
     /// The request was no longer pending when the operator came to act.
     DecidedElsewhere,
+    /// Routed: the ticket is open and the request waits for an eligible answer.
+    Routed,
 }
 
 impl Phase {
@@ -31,13 +35,19 @@ impl Phase {
             Phase::Claimed => "Claimed",
             Phase::Applied => "Applied",
             Phase::DecidedElsewhere => "DecidedElsewhere",
+            Phase::Routed => "Routed",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Phase::Claimed, Phase::Applied, Phase::DecidedElsewhere]
-            .into_iter()
-            .find(|phase| phase.as_str() == text)
+        [
+            Phase::Claimed,
+            Phase::Applied,
+            Phase::DecidedElsewhere,
+            Phase::Routed,
+        ]
+        .into_iter()
+        .find(|phase| phase.as_str() == text)
     }
 }
 
@@ -55,7 +65,52 @@ pub struct Entry {
     pub comment: String,
     pub claimed_at: DateTime<Utc>,
     pub outcome: String,
+    /// Set for a routed request: the route as it was when the request was claimed.
+    pub route: Option<RouteRecord>,
 }
+
+/// A routed request's route, ticket and deadline, kept in its entry so the rule that routed
+/// it can change without changing who may answer a ticket already open.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRecord {
+    pub channel: String,
+    pub approvers: Vec<String>,
+    pub requester_manager: bool,
+    pub wait_seconds: Option<i64>,
+    /// The ticket's key once it is open.
+    pub ticket: Option<String>,
+    pub routed_at: Option<DateTime<Utc>>,
+    /// The ticket has been closed with the outcome.
+    pub closed: bool,
+}
+
+impl RouteRecord {
+    pub fn plan(&self) -> RoutePlan {
+        RoutePlan {
+            channel: self.channel.clone(),
+            approvers: self.approvers.clone(),
+            requester_manager: self.requester_manager,
+            wait_at_most: self.wait_seconds.map(chrono::Duration::seconds),
+        }
+    }
+
+    pub fn from_plan(plan: &RoutePlan) -> Self {
+        Self {
+            channel: plan.channel.clone(),
+            approvers: plan.approvers.clone(),
+            requester_manager: plan.requester_manager,
+            wait_seconds: plan.wait_at_most.map(|wait| wait.num_seconds()),
+            ticket: None,
+            routed_at: None,
+            closed: false,
+        }
+    }
+}
+
+/// The Secret listing the requests whose route is open (its keys are entry names), so routes
+/// whose request left the pending list are still followed without listing Secrets.
+pub const ROUTE_INDEX: &str = "opal-request-routes";
 
 /// The entry's Secret name: the request id when it is a DNS label, a hash of it otherwise.
 pub fn entry_name(request_id: &str) -> String {
@@ -70,6 +125,12 @@ pub fn entry_name(request_id: &str) -> String {
         let digest = Sha256::digest(request_id.as_bytes());
         format!("opal-request-{}", &hex::encode(digest)[..40])
     }
+}
+
+fn route_json(route: Option<&RouteRecord>) -> String {
+    route
+        .and_then(|route| serde_json::to_string(route).ok())
+        .unwrap_or_default()
 }
 
 fn text(data: &BTreeMap<String, k8s_openapi::ByteString>, key: &str) -> String {
@@ -95,6 +156,10 @@ impl Entry {
                 .ok()?
                 .with_timezone(&Utc),
             outcome: text(data, "outcome"),
+            route: match text(data, "route").as_str() {
+                "" => None,
+                json => Some(serde_json::from_str(json).ok()?),
+            },
         })
     }
 
@@ -108,6 +173,7 @@ impl Entry {
             ("comment", self.comment.clone()),
             ("claimedAt", self.claimed_at.to_rfc3339()),
             ("outcome", self.outcome.clone()),
+            ("route", route_json(self.route.as_ref())),
         ];
         Secret {
             metadata: ObjectMeta {
@@ -200,6 +266,86 @@ impl Ledger {
             .await?;
         Ok(())
     }
+
+    /// Rewrites an entry's phase, action, comment and route in one patch.
+    pub async fn update(&self, entry: &Entry) -> Result<(), LedgerError> {
+        let patch = serde_json::json!({
+            "stringData": {
+                "phase": entry.phase.as_str(),
+                "action": entry.action,
+                "comment": entry.comment,
+                "outcome": entry.outcome,
+                "route": route_json(entry.route.as_ref()),
+            }
+        });
+        self.api
+            .patch(
+                &entry_name(&entry.request_id),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Request ids whose route is open.
+    pub async fn open_routes(&self) -> Result<Vec<String>, LedgerError> {
+        let Some(index) = self.api.get_opt(ROUTE_INDEX).await? else {
+            return Ok(Vec::new());
+        };
+        if index.type_.as_deref() != Some(LEDGER_TYPE) {
+            return Err(LedgerError::Foreign(ROUTE_INDEX.to_owned()));
+        }
+        Ok(index
+            .data
+            .unwrap_or_default()
+            .values()
+            .map(|id| String::from_utf8_lossy(&id.0).into_owned())
+            .collect())
+    }
+
+    /// Adds the request to the open-route index, or takes it out.
+    pub async fn index_route(&self, request_id: &str, open: bool) -> Result<(), LedgerError> {
+        let value = open.then(|| request_id.to_owned());
+        let patch = serde_json::json!({"stringData": {entry_name(request_id): value}});
+        let removal = serde_json::json!({"data": {entry_name(request_id): null}});
+        let body = if open { &patch } else { &removal };
+        match self
+            .api
+            .patch(ROUTE_INDEX, &PatchParams::default(), &Patch::Merge(body))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(response)) if response.code == 404 && open => {
+                let index = Secret {
+                    metadata: ObjectMeta {
+                        name: Some(ROUTE_INDEX.to_owned()),
+                        namespace: Some(self.namespace.clone()),
+                        ..Default::default()
+                    },
+                    type_: Some(LEDGER_TYPE.to_owned()),
+                    string_data: Some(BTreeMap::from([(
+                        entry_name(request_id),
+                        request_id.to_owned(),
+                    )])),
+                    ..Default::default()
+                };
+                match self.api.create(&PostParams::default(), &index).await {
+                    Ok(_) => Ok(()),
+                    // Another writer created it first: add to theirs.
+                    Err(kube::Error::Api(response)) if response.code == 409 => {
+                        self.api
+                            .patch(ROUTE_INDEX, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await?;
+                        Ok(())
+                    }
+                    Err(error) => Err(error.into()),
+                }
+            }
+            Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -234,7 +380,37 @@ mod tests {
                 .expect("time")
                 .with_timezone(&Utc),
             outcome: String::new(),
+            route: None,
         };
+        let routed = Entry {
+            phase: Phase::Routed,
+            action: "Route".to_owned(),
+            route: Some(RouteRecord {
+                ticket: Some("ITSD-4".to_owned()),
+                routed_at: Some(entry.claimed_at),
+                ..RouteRecord::from_plan(&RoutePlan {
+                    channel: "jsm".to_owned(),
+                    approvers: vec!["olivia.chen@example.com".to_owned()],
+                    requester_manager: true,
+                    wait_at_most: Some(chrono::Duration::hours(4)),
+                })
+            }),
+            ..entry.clone()
+        };
+        assert_eq!(
+            routed
+                .route
+                .as_ref()
+                .map(RouteRecord::plan)
+                .and_then(|p| p.wait_at_most),
+            Some(chrono::Duration::hours(4))
+        );
+        for entry in [entry, routed] {
+            round_trip(entry);
+        }
+    }
+
+    fn round_trip(entry: Entry) {
         let mut secret = entry.to_secret("opal-system");
         // The apiserver turns stringData into data.
         secret.data = secret.string_data.take().map(|data| {

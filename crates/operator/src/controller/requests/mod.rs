@@ -5,6 +5,7 @@
 //! claim → re-read the request → act with the decision's comment → record.
 
 mod ledger;
+mod route;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,7 +14,9 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{Notify, watch};
 
-pub use self::ledger::{Entry, LEDGER_TYPE, Ledger, LedgerError, Phase, entry_name};
+pub use self::ledger::{
+    Entry, LEDGER_TYPE, Ledger, LedgerError, Phase, ROUTE_INDEX, RouteRecord, entry_name,
+};
 use super::SyncView;
 use super::leader::Leadership;
 use super::objects::{Stores, key_of};
@@ -24,7 +27,7 @@ use crate::engine::{
     lockdowns_on_request,
 };
 use crate::metrics::Metrics;
-use crate::notify::{OnCallQuery, PagerDutyRest};
+use crate::notify::{OnCallQuery, PagerDutyRest, ServiceDeskRoute};
 use crate::opal::model::{ApprovalLevel, Request, RequestStatus, RiskSensitivity};
 use crate::opal::{Client as OpalClient, OpalError, RequestFilter};
 use crate::webhooks::Doorbell;
@@ -38,6 +41,10 @@ pub enum RequestError {
     Ledger(#[from] LedgerError),
     #[error("lost the lease before acting on request {0}; the new leader resumes its entry")]
     NotLeader(String),
+    #[error("route: no jiraServiceManagement channel {0:?} in the operator config")]
+    NoDesk(String),
+    #[error("route: {0}")]
+    Desk(#[from] crate::notify::NotifyError),
 }
 
 /// Wakes the decider at once (the Opal event-stream doorbell).
@@ -61,6 +68,8 @@ pub struct RequestContext {
     pub on_call: BTreeMap<String, PagerDutyRest>,
     /// Asked right before approving or denying, so a replica that lost the lease stops.
     pub leadership: Leadership,
+    /// Route desks by channel name, for `action: Route`.
+    pub desks: BTreeMap<String, ServiceDeskRoute>,
 }
 
 /// Runs passes until dropped: after `poll` (when set), a doorbell ring, or gaining the lease.
@@ -173,6 +182,13 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
         .filter(|r| r.status == RequestStatus::Pending)
     {
         let entry = match context.ledger.get(&request.id).await? {
+            // A claim whose ticket was never opened (a restart in between).
+            Some(entry) if entry.phase == Phase::Claimed && entry.action == "Route" => {
+                route::start(context, entry, request).await?;
+                continue;
+            }
+            // Routed entries are followed through the open-route index below.
+            Some(entry) if entry.route.is_some() => continue,
             Some(entry) if entry.phase == Phase::Claimed => entry,
             Some(_) => continue,
             None => {
@@ -181,11 +197,6 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
                     continue;
                 };
                 let verdict = decision.verdict();
-                if matches!(verdict, RequestVerdict::Route { .. }) {
-                    // Routing opens tickets; it lands with its channels. Until then the
-                    // request stays with Opal's own reviewers.
-                    continue;
-                }
                 let (decided_by, rule) = match &decision {
                     RequestDecision::Rule { policy, rule, .. } => {
                         (policy.to_string(), rule.clone())
@@ -203,12 +214,36 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
                     comment: decision.comment(),
                     claimed_at: Utc::now(),
                     outcome: String::new(),
+                    route: match &verdict {
+                        RequestVerdict::Route(plan) => Some(RouteRecord::from_plan(plan)),
+                        _ => None,
+                    },
                 };
-                context.ledger.claim(&claim).await?
+                let entry = context.ledger.claim(&claim).await?;
+                if entry.route.is_some() {
+                    if entry.phase == Phase::Claimed && entry.action == "Route" {
+                        route::start(context, entry, request).await?;
+                        decided += 1;
+                    }
+                    continue;
+                }
+                entry
             }
         };
         carry_out(context, &entry).await?;
         decided += 1;
+    }
+    // One route's failure (its ticket system down, say) must not hold the others up.
+    for request_id in context.ledger.open_routes().await? {
+        let followed = match context.ledger.get(&request_id).await {
+            Ok(Some(entry)) => route::follow(context, entry).await,
+            Ok(None) => Ok(()),
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = followed {
+            context.metrics.request_decision("Route", "Failed");
+            tracing::warn!(request = %request_id, %error, "following a routed request failed; retried next pass");
+        }
     }
     Ok(decided)
 }
@@ -282,7 +317,7 @@ async fn carry_out(context: &RequestContext, entry: &Entry) -> Result<(), Reques
         return Err(RequestError::NotLeader(entry.request_id.clone()));
     }
     let result = match entry.action.as_str() {
-        "AutoApprove" => {
+        "AutoApprove" | "Approve" => {
             context
                 .opal
                 .approve_request(

@@ -1,0 +1,242 @@
+//! Routed requests: the ticket is opened after the claim (and after the request joins the
+//! open-route index), its approval is polled every pass, the first eligible answer becomes an
+//! ordinary claimed decision carried out like a rule's, and the ticket is closed with what
+//! happened. Every step is recorded before the next, so a restart resumes where it stopped.
+
+use chrono::Utc;
+
+use super::ledger::{Entry, Phase};
+use super::{RequestContext, RequestError, carry_out};
+use crate::engine::{RouteAnswer, RouteJudgment, judge_route_answer, route_expired};
+use crate::opal::model::{Request, RequestStatus};
+
+/// The label that finds a request's ticket again: the entry's Secret name.
+fn ticket_token(request_id: &str) -> String {
+    super::entry_name(request_id)
+}
+
+fn describe(request: &Request, requester: &str, entry: &Entry) -> (String, String) {
+    let items: Vec<String> = request
+        .requested_items_list
+        .iter()
+        .map(|item| {
+            let name = item
+                .name
+                .clone()
+                .or_else(|| item.group_id.clone())
+                .or_else(|| item.resource_id.clone())
+                .unwrap_or_default();
+            match &item.access_level_name {
+                Some(level) if !level.is_empty() => format!("{name} ({level})"),
+                _ => name,
+            }
+        })
+        .collect();
+    let duration = match request.duration_minutes {
+        Some(minutes) if minutes > 0 => format!("{minutes} minutes"),
+        _ => "indefinitely".to_owned(),
+    };
+    let summary = format!("Opal access request from {requester}: {}", items.join(", "));
+    let description = format!(
+        "{requester} asks for {} for {duration}.\nReason: {}\nOpal request: {}\n{}\nApprove or decline this request's approval; opal-operator carries the answer out in Opal.",
+        items.join(", "),
+        request.reason,
+        request.id,
+        entry.comment
+    );
+    (summary, description)
+}
+
+async fn requester_email(context: &RequestContext, request: &Request) -> Option<String> {
+    context
+        .opal
+        .user_by_id(&request.requester_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|user| user.email)
+}
+
+/// Opens the ticket of a claimed `Route` entry and records it: indexed first, so a ticket is
+/// never open without the index knowing to follow it.
+pub(super) async fn start(
+    context: &RequestContext,
+    mut entry: Entry,
+    request: &Request,
+) -> Result<(), RequestError> {
+    let Some(mut route) = entry.route.clone() else {
+        return Ok(());
+    };
+    let desk = context
+        .desks
+        .get(&route.channel)
+        .ok_or_else(|| RequestError::NoDesk(route.channel.clone()))?;
+    context.ledger.index_route(&entry.request_id, true).await?;
+    if !context.leadership.is_leader() {
+        return Err(RequestError::NotLeader(entry.request_id.clone()));
+    }
+    let requester = requester_email(context, request)
+        .await
+        .unwrap_or_else(|| request.requester_id.clone());
+    let (summary, description) = describe(request, &requester, &entry);
+    let ticket = desk
+        .open(&ticket_token(&entry.request_id), &summary, &description)
+        .await?;
+    route.ticket = Some(ticket.clone());
+    route.routed_at = Some(Utc::now());
+    entry.route = Some(route.clone());
+    entry.phase = Phase::Routed;
+    entry.outcome = format!("waiting in {} {ticket}", route.channel);
+    context.ledger.update(&entry).await?;
+    context.metrics.request_decision("Route", "Routed");
+    tracing::info!(request = %entry.request_id, channel = %route.channel, %ticket, "request routed");
+    Ok(())
+}
+
+/// Moves one indexed entry on: follows a waiting route, resumes an interrupted decision, or
+/// closes the ticket of a settled one.
+pub(super) async fn follow(context: &RequestContext, entry: Entry) -> Result<(), RequestError> {
+    match entry.phase {
+        Phase::Routed => wait(context, entry).await,
+        Phase::Claimed if entry.action == "Route" => {
+            let request = context.opal.request(&entry.request_id).await?;
+            start(context, entry, &request).await
+        }
+        Phase::Claimed => {
+            carry_out(context, &entry).await?;
+            settle(context, &entry.request_id).await
+        }
+        Phase::Applied | Phase::DecidedElsewhere => settle(context, &entry.request_id).await,
+    }
+}
+
+async fn wait(context: &RequestContext, mut entry: Entry) -> Result<(), RequestError> {
+    let Some(route) = entry.route.clone() else {
+        return Ok(());
+    };
+    let Some(ticket) = route.ticket.clone() else {
+        return Ok(());
+    };
+    let desk = context
+        .desks
+        .get(&route.channel)
+        .ok_or_else(|| RequestError::NoDesk(route.channel.clone()))?;
+    let request = context.opal.request(&entry.request_id).await?;
+    if request.status != RequestStatus::Pending {
+        entry.phase = Phase::DecidedElsewhere;
+        entry.outcome = format!(
+            "already {:?} in Opal before an answer in {ticket}; opal-operator did nothing",
+            request.status
+        );
+        context.ledger.update(&entry).await?;
+        context
+            .metrics
+            .request_decision(&entry.action, Phase::DecidedElsewhere.as_str());
+        return settle(context, &entry.request_id).await;
+    }
+    let place = format!("Jira Service Management {ticket}");
+    let decided_by = format!("AccessPolicy {} rule {:?}", entry.decided_by, entry.rule);
+    let judgment = match desk.answer(&ticket).await? {
+        Some(answer) => {
+            let decider_user_id = match &answer.decider_email {
+                Some(email) => context
+                    .opal
+                    .user_by_email(email)
+                    .await?
+                    .map(|user| user.user_id),
+                None => None,
+            };
+            let manager = manager_email(context, &request).await;
+            Some(judge_route_answer(
+                &route.plan(),
+                &RouteAnswer {
+                    approve: answer.approve,
+                    decider_email: answer.decider_email,
+                    decider_user_id,
+                    place: place.clone(),
+                },
+                &request.requester_id,
+                manager.as_deref(),
+                &decided_by,
+            ))
+        }
+        None => None,
+    };
+    let (approve, comment) = match judgment {
+        Some(RouteJudgment::Carry { approve, comment }) => (approve, comment),
+        Some(RouteJudgment::Refuse { reason }) => {
+            desk.note_once(
+                &ticket,
+                &format!("[opal-operator refused: {reason}]"),
+                "This answer was not carried out in Opal; the request still waits for an eligible approver.",
+            )
+            .await?;
+            if !expired(&entry) {
+                return Ok(());
+            }
+            (false, timeout_comment(&entry, &place, &decided_by))
+        }
+        None if expired(&entry) => (false, timeout_comment(&entry, &place, &decided_by)),
+        None => return Ok(()),
+    };
+    entry.phase = Phase::Claimed;
+    entry.action = if approve { "Approve" } else { "Deny" }.to_owned();
+    entry.comment = format!("opal-operator: {comment}");
+    context.ledger.update(&entry).await?;
+    carry_out(context, &entry).await?;
+    settle(context, &entry.request_id).await
+}
+
+fn expired(entry: &Entry) -> bool {
+    entry.route.as_ref().is_some_and(|route| {
+        route
+            .routed_at
+            .is_some_and(|at| route_expired(&route.plan(), at, Utc::now()))
+    })
+}
+
+fn timeout_comment(entry: &Entry, place: &str, decided_by: &str) -> String {
+    let wait = entry
+        .route
+        .as_ref()
+        .and_then(|route| route.wait_seconds)
+        .map_or_else(String::new, |seconds| format!(" within {seconds}s"));
+    format!("denied: no eligible answer{wait} in {place} (routed by {decided_by}).")
+}
+
+async fn manager_email(context: &RequestContext, request: &Request) -> Option<String> {
+    let email = requester_email(context, request).await?;
+    let view = context.views.borrow().clone()?;
+    view.employees
+        .iter()
+        .find(|employee| employee.email.eq_ignore_ascii_case(&email))
+        .and_then(|employee| employee.manager_email.clone())
+}
+
+/// Closes a settled entry's ticket with what happened and takes it out of the index.
+async fn settle(context: &RequestContext, request_id: &str) -> Result<(), RequestError> {
+    let Some(mut entry) = context.ledger.get(request_id).await? else {
+        return Ok(());
+    };
+    if !matches!(entry.phase, Phase::Applied | Phase::DecidedElsewhere) {
+        // Carrying out was refused for now (a 4xx re-read next pass, or lost leadership).
+        return Ok(());
+    }
+    let Some(mut route) = entry.route.clone() else {
+        return Ok(());
+    };
+    if !route.closed
+        && let (Some(ticket), Some(desk)) = (&route.ticket, context.desks.get(&route.channel))
+    {
+        let text = match entry.phase {
+            Phase::DecidedElsewhere => entry.outcome.clone(),
+            _ => format!("{} Outcome: {}.", entry.comment, entry.outcome),
+        };
+        desk.close(ticket, &ticket_token(request_id), &text).await?;
+        route.closed = true;
+        entry.route = Some(route);
+        context.ledger.update(&entry).await?;
+    }
+    context.ledger.index_route(request_id, false).await?;
+    Ok(())
+}
