@@ -217,6 +217,10 @@ pub(super) fn accept_opal_events(
         Utc::now(),
         OPAL_MAX_AGE_SECONDS,
     )?;
+    ring(state)
+}
+
+fn ring(state: &WebhookState) -> Result<HookSuccess, HookError> {
     let doorbell = state
         .sinks
         .doorbell
@@ -248,13 +252,7 @@ pub(super) fn accept_jira_events(
     let secret = state.jira.as_ref().ok_or(HookError::NotConfigured)?;
     let body = read_body(body, state.max_body_bytes)?;
     auth::verify_signature_in(JIRA_SIGNATURE_HEADER, secret, headers, &body)?;
-    let doorbell = state
-        .sinks
-        .doorbell
-        .as_ref()
-        .ok_or(HookError::Unavailable)?;
-    doorbell.ring();
-    Ok(HookSuccess::Rung)
+    ring(state)
 }
 
 pub(super) async fn splunk_alert(
