@@ -22,7 +22,9 @@ use opal_operator::sim::opal::{GrantTarget, NewRequest};
 use opal_operator::standalone::Sources;
 use serde_json::json;
 
-use super::harness::{InProcessOperator, OperatorOptions, Org, api, eventually, opal_user_id};
+use super::harness::{
+    InProcessOperator, OperatorOptions, Org, api, events_for, eventually, opal_user_id,
+};
 use crate::trials::{E2eTrial, TestContext};
 
 pub fn trials() -> Vec<E2eTrial> {
@@ -630,6 +632,32 @@ async fn routed_requests_are_decided_once_by_an_eligible_jsm_approver(
         .unwrap_or_default();
     if notes != 1 {
         return Err(format!("the refusal was noted {notes} times").into());
+    }
+    // Every step is an Event on the policy. The recorder folds Events of one reason on one
+    // object into a series, so the note is the latest request's.
+    let policy = api::<AccessPolicy>(&ctx.client, &ctx.namespace)
+        .get("routed")
+        .await?;
+    let expected = [
+        ("RequestRouted", None),
+        ("RequestApproved", Some(&yara)),
+        ("RequestDenied", Some(&zara)),
+        ("RequestDecidedElsewhere", Some(&ayesha)),
+        ("RouteAnswerRefused", Some(&laila)),
+    ];
+    let outcome = eventually("an Event per step on the policy", DECISION, || async {
+        let events = events_for(&ctx.client, &policy).await?;
+        let found = expected.iter().all(|(reason, request)| {
+            events
+                .iter()
+                .any(|(r, note)| r == reason && request.is_none_or(|id| note.contains(id.as_str())))
+        });
+        Ok(found.then_some(()))
+    })
+    .await;
+    if let Err(error) = outcome {
+        let events = events_for(&ctx.client, &policy).await?;
+        return Err(format!("{}: {events:?}", error.message().unwrap_or_default()).into());
     }
     operator.stop().await
 }

@@ -370,6 +370,7 @@ pub async fn run_on(
             on_call,
             leadership: leadership.clone(),
             desks,
+            events: EventSink::new(client.clone(), &options.identity),
         }),
         doorbell,
         config.requests.poll_interval(),

@@ -118,15 +118,21 @@ impl ServiceDeskRoute {
         }))
     }
 
-    /// Comments `text` on the request unless a comment already contains `marker`.
-    pub async fn note_once(&self, key: &str, marker: &str, text: &str) -> Result<(), NotifyError> {
+    /// Comments `text` on the request unless a comment already contains `marker`; true when
+    /// it commented now.
+    pub async fn note_once(
+        &self,
+        key: &str,
+        marker: &str,
+        text: &str,
+    ) -> Result<bool, NotifyError> {
         if self.client.has_comment_containing(key, marker).await? {
-            return Ok(());
+            return Ok(false);
         }
         self.client
             .add_comment(key, &adf_paragraph(&format!("{text} {marker}")))
             .await
-            .map(drop)
+            .map(|_| true)
     }
 
     /// Resolves the request with `text` as the resolution comment; one already done (closed

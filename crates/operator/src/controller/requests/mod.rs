@@ -18,11 +18,12 @@ pub use self::ledger::{
     Entry, LEDGER_TYPE, Ledger, LedgerError, Phase, ROUTE_INDEX, RouteRecord, entry_name,
 };
 use super::SyncView;
+use super::events::EventSink;
 use super::leader::Leadership;
 use super::objects::{Stores, key_of};
 use crate::crd::Sensitivity;
 use crate::engine::{
-    LockdownInput, OnCallAnswer, OnCallCondition, PolicyRequestRules, RequestDecision,
+    LockdownInput, ObjectKey, OnCallAnswer, OnCallCondition, PolicyRequestRules, RequestDecision,
     RequestFacts, RequestVerdict, RequestedTarget, TargetKind, TenancyGrant, decide_request,
     lockdowns_on_request,
 };
@@ -70,6 +71,32 @@ pub struct RequestContext {
     pub leadership: Leadership,
     /// Route desks by channel name, for `action: Route`.
     pub desks: BTreeMap<String, ServiceDeskRoute>,
+    /// Each decision is an Event on the AccessPolicy (or Lockdown) that made it.
+    pub events: EventSink,
+}
+
+/// Records an Event on the object that decided `entry`: its AccessPolicy, or its Lockdown.
+pub(super) fn announce(
+    context: &RequestContext,
+    entry: &Entry,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    let Some((namespace, name)) = entry.decided_by.split_once('/') else {
+        return;
+    };
+    let key = ObjectKey::new(namespace, name);
+    let events = &context.events;
+    if let Some(policy) = context.stores.access_policy(&key) {
+        if warning {
+            events.warning(&*policy, reason, "Request", note);
+        } else {
+            events.normal(&*policy, reason, "Request", note);
+        }
+    } else if let Some(lockdown) = context.stores.lockdown(&key) {
+        events.normal(&*lockdown, reason, "Request", note);
+    }
 }
 
 /// Runs passes until dropped: after `poll` (when set), a doorbell ring, or gaining the lease.
@@ -311,6 +338,15 @@ async fn carry_out(context: &RequestContext, entry: &Entry) -> Result<(), Reques
         context
             .metrics
             .request_decision(&entry.action, phase.as_str());
+        if phase == Phase::DecidedElsewhere {
+            announce(
+                context,
+                entry,
+                false,
+                "RequestDecidedElsewhere",
+                format!("request {}: {outcome}", entry.request_id),
+            );
+        }
         return Ok(());
     }
     if !context.leadership.is_leader() {
@@ -342,6 +378,17 @@ async fn carry_out(context: &RequestContext, entry: &Entry) -> Result<(), Reques
                 .finish(&entry.request_id, Phase::Applied, &outcome)
                 .await?;
             context.metrics.request_decision(&entry.action, "Applied");
+            let reason = match entry.action.as_str() {
+                "AutoApprove" | "Approve" => "RequestApproved",
+                _ => "RequestDenied",
+            };
+            announce(
+                context,
+                entry,
+                false,
+                reason,
+                format!("request {}: {}", entry.request_id, entry.comment),
+            );
             let latency = Utc::now() - current.created_at.unwrap_or_else(Utc::now);
             context
                 .metrics

@@ -6,7 +6,7 @@
 use chrono::Utc;
 
 use super::ledger::{Entry, Phase};
-use super::{RequestContext, RequestError, carry_out};
+use super::{RequestContext, RequestError, announce, carry_out};
 use crate::engine::{RouteAnswer, RouteJudgment, judge_route_answer, route_expired};
 use crate::opal::model::{Request, RequestStatus};
 
@@ -89,6 +89,16 @@ pub(super) async fn start(
     entry.outcome = format!("waiting in {} {ticket}", route.channel);
     context.ledger.update(&entry).await?;
     context.metrics.request_decision("Route", "Routed");
+    announce(
+        context,
+        &entry,
+        false,
+        "RequestRouted",
+        format!(
+            "request {} routed to {} {ticket}: {}",
+            entry.request_id, route.channel, entry.comment
+        ),
+    );
     tracing::info!(request = %entry.request_id, channel = %route.channel, %ticket, "request routed");
     Ok(())
 }
@@ -132,6 +142,13 @@ async fn wait(context: &RequestContext, mut entry: Entry) -> Result<(), RequestE
         context
             .metrics
             .request_decision(&entry.action, Phase::DecidedElsewhere.as_str());
+        announce(
+            context,
+            &entry,
+            false,
+            "RequestDecidedElsewhere",
+            format!("request {}: {}", entry.request_id, entry.outcome),
+        );
         return settle(context, &entry.request_id).await;
     }
     let place = format!("Jira Service Management {ticket}");
@@ -165,12 +182,22 @@ async fn wait(context: &RequestContext, mut entry: Entry) -> Result<(), RequestE
     let (approve, comment) = match judgment {
         Some(RouteJudgment::Carry { approve, comment }) => (approve, comment),
         Some(RouteJudgment::Refuse { reason }) => {
-            desk.note_once(
-                &ticket,
-                &format!("[opal-operator refused: {reason}]"),
-                "This answer was not carried out in Opal; the request still waits for an eligible approver.",
-            )
-            .await?;
+            let noted = desk
+                .note_once(
+                    &ticket,
+                    &format!("[opal-operator refused: {reason}]"),
+                    "This answer was not carried out in Opal; the request still waits for an eligible approver.",
+                )
+                .await?;
+            if noted {
+                announce(
+                    context,
+                    &entry,
+                    true,
+                    "RouteAnswerRefused",
+                    format!("request {} in {ticket}: {reason}", entry.request_id),
+                );
+            }
             if !expired(&entry) {
                 return Ok(());
             }
