@@ -26,6 +26,7 @@ pub(super) async fn reconcile_access_policy(
         &key,
         generation(&*object),
         &context.operator_namespace,
+        &object.spec.request_rules(key.clone()),
         object.status.as_ref(),
         Utc::now(),
     );

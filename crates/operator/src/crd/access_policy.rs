@@ -566,6 +566,22 @@ pub struct AccessPolicyStatus {
     // One value, replaced whole: a closed breaker leaves no held plan's hash behind.
     #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
     pub breaker: Option<BreakerStatus>,
+    /// The `requests` rules as the operator reads them; shown when the policy has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
+    pub request_rules: Option<RequestRulesStatus>,
+}
+
+/// How many `requests` rules there are and which cannot be read (those match nothing).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRulesStatus {
+    /// Rules in the spec.
+    #[serde(default)]
+    pub rules: i32,
+    /// Each unreadable rule: its path and why.
+    #[serde(default)]
+    pub invalid: Vec<String>,
 }
 
 /// State of the revocation circuit breaker.

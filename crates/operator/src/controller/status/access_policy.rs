@@ -4,8 +4,10 @@ use chrono::{DateTime, Utc};
 
 use super::{Conditions, count, sync_problem};
 use crate::controller::sync::SyncView;
-use crate::crd::{AccessPolicyStatus, BreakerState, BreakerStatus, condition_types};
-use crate::engine::ObjectKey;
+use crate::crd::{
+    AccessPolicyStatus, BreakerState, BreakerStatus, RequestRulesStatus, condition_types,
+};
+use crate::engine::{ObjectKey, PolicyRequestRules};
 
 /// An AccessPolicy's status from the view.
 pub fn access_policy_status(
@@ -13,6 +15,7 @@ pub fn access_policy_status(
     key: &ObjectKey,
     generation: i64,
     operator_namespace: &str,
+    request_rules: &PolicyRequestRules,
     previous: Option<&AccessPolicyStatus>,
     now: DateTime<Utc>,
 ) -> AccessPolicyStatus {
@@ -46,6 +49,16 @@ pub fn access_policy_status(
             false,
             "InvalidSafety",
             problem.clone(),
+        );
+    } else if !request_rules.invalid.is_empty() {
+        conditions.set(
+            condition_types::READY,
+            false,
+            "InvalidRequestRule",
+            format!(
+                "{} (an unreadable rule matches no request)",
+                invalid_rules(request_rules).join("; ")
+            ),
         );
     } else {
         conditions.set(
@@ -107,5 +120,15 @@ pub fn access_policy_status(
         governed_mappings: count(findings.governed_mappings),
         governed_targets: count(findings.governed_targets),
         breaker: breaker_status,
+        request_rules: (!request_rules.rules.is_empty() || !request_rules.invalid.is_empty()).then(
+            || RequestRulesStatus {
+                rules: count(request_rules.rules.len() + request_rules.invalid.len()),
+                invalid: invalid_rules(request_rules),
+            },
+        ),
     }
+}
+
+fn invalid_rules(rules: &PolicyRequestRules) -> Vec<String> {
+    rules.invalid.iter().map(|(_, why)| why.clone()).collect()
 }

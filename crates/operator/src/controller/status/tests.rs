@@ -173,6 +173,7 @@ fn only_operator_namespace_policies_show_the_breaker() {
         &ObjectKey::new("opal-system", "baseline"),
         1,
         "opal-system",
+        &no_request_rules(),
         None,
         Utc::now(),
     );
@@ -185,8 +186,79 @@ fn only_operator_namespace_policies_show_the_breaker() {
         &ObjectKey::new("team", "local"),
         1,
         "opal-system",
+        &no_request_rules(),
         None,
         Utc::now(),
     );
     assert!(team.breaker.is_none());
+}
+
+fn no_request_rules() -> crate::engine::PolicyRequestRules {
+    crate::engine::PolicyRequestRules {
+        policy: ObjectKey::new("opal-system", "baseline"),
+        rules: Vec::new(),
+        invalid: Vec::new(),
+    }
+}
+
+#[test]
+fn an_unreadable_request_rule_makes_the_policy_not_ready_and_is_listed() {
+    let view = view_with(enforced(0, 3));
+    let spec: crate::crd::AccessPolicySpec = serde_json::from_value(serde_json::json!({
+        "requests": [
+            {"name": "office-hours", "action": "AutoApprove", "match": {"businessHours": {
+                "timeZone": "Mars/Olympus_Mons", "days": ["Mon"], "start": "09:00", "end": "17:00"}}},
+            {"name": "rest", "action": "Deny"},
+        ]
+    }))
+    .expect("spec");
+    let key = ObjectKey::new("opal-system", "jit");
+    let status = access_policy_status(
+        &view,
+        &key,
+        1,
+        "opal-system",
+        &spec.request_rules(key.clone()),
+        None,
+        Utc::now(),
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::crd::condition_types::READY)
+        .expect("Ready");
+    assert_eq!(ready.status, crate::crd::ConditionStatus::False);
+    assert_eq!(ready.reason, "InvalidRequestRule");
+    assert!(
+        ready.message.contains("requests[0]") && ready.message.contains("Mars/Olympus_Mons"),
+        "{}",
+        ready.message
+    );
+    let rules = status.request_rules.expect("request rules shown");
+    assert_eq!(rules.rules, 2);
+    assert_eq!(rules.invalid.len(), 1);
+
+    let readable: crate::crd::AccessPolicySpec = serde_json::from_value(
+        serde_json::json!({"requests": [{"name": "rest", "action": "Deny"}]}),
+    )
+    .expect("spec");
+    let fine = access_policy_status(
+        &view,
+        &key,
+        1,
+        "opal-system",
+        &readable.request_rules(key.clone()),
+        None,
+        Utc::now(),
+    );
+    assert_eq!(
+        fine.request_rules.map(|r| (r.rules, r.invalid.len())),
+        Some((1, 0))
+    );
+    assert!(
+        fine.conditions
+            .iter()
+            .any(|c| c.type_ == crate::crd::condition_types::READY
+                && c.status == crate::crd::ConditionStatus::True)
+    );
 }
