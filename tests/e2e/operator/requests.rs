@@ -360,6 +360,8 @@ async fn only_a_first_level_on_call_requester_is_approved_at_once(
 const YARAS_MANAGER: &str = "amara.kaur@acme.example";
 /// An Engineering approver named in the route.
 const LISTED_APPROVER: &str = "laila.singh@acme.example";
+/// Marketing in the sample HR data.
+const MARKETING: &str = "zara.hansen@acme.example";
 /// Engineering, and no approver at all.
 const OTHER_ENGINEER: &str = "ayesha.lee@acme.example";
 
@@ -421,6 +423,10 @@ async fn routed_requests_are_decided_once_by_an_eligible_jsm_approver(
             "kind": "AccessPolicy",
             "metadata": {"name": "routed", "namespace": ctx.namespace},
             "spec": {"requests": [
+                // Misconfigured: no such channel. Its request waits and blocks nothing else.
+                {"name": "marketing-break-glass", "action": "Route",
+                 "match": {"requester": {"matchLabels": {"department": "Marketing"}}},
+                 "route": {"channel": "no-such-desk"}},
                 {"name": "sales-break-glass", "action": "Route",
                  "match": {"requester": {"matchLabels": {"department": "Sales"}},
                            "targets": [{"group": {"name": BREAK_GLASS}}]},
@@ -433,6 +439,13 @@ async fn routed_requests_are_decided_once_by_an_eligible_jsm_approver(
         }))?);
     org.apply_manifests(&ctx.client).await?;
     let break_glass = group(&org, BREAK_GLASS)?;
+    // Asked first, so a pass that stopped at its failure would decide nothing else.
+    let misrouted = pending(
+        &org,
+        &opal_user_id(&org, MARKETING)?,
+        break_glass.clone(),
+        60,
+    )?;
     let yara = pending(
         &org,
         &opal_user_id(&org, ENGINEER)?,
@@ -585,6 +598,9 @@ async fn routed_requests_are_decided_once_by_an_eligible_jsm_approver(
         },
     )
     .await?;
+    if status(&org, &misrouted) != "PENDING" || ticket_of(&misrouted).is_some() {
+        return Err("the request routed to a missing channel was acted on".into());
+    }
     if status(&org, &laila) != "PENDING"
         || ledger_phase(&ctx, &laila).await?.as_deref() != Some("Routed")
     {

@@ -2,7 +2,8 @@
 //! the Opal doorbell rings: read Opal's pending requests, gather what the rules need (the
 //! requester's Opal and HR records, the targets' tags and ratings, Lockdowns), let the engine
 //! decide, and carry an `AutoApprove` or `Deny` out exactly once through the ledger:
-//! claim → re-read the request → act with the decision's comment → record.
+//! claim → re-read the request → act with the decision's comment → record. A `Route` opens a
+//! ticket after its claim and waits for an eligible answer there (`route.rs`).
 
 mod ledger;
 mod route;
@@ -211,7 +212,7 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
         let entry = match context.ledger.get(&request.id).await? {
             // A claim whose ticket was never opened (a restart in between).
             Some(entry) if entry.phase == Phase::Claimed && entry.action == "Route" => {
-                route::start(context, entry, request).await?;
+                start_route(context, entry, request).await;
                 continue;
             }
             // Routed entries are followed through the open-route index below.
@@ -249,7 +250,7 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
                 let entry = context.ledger.claim(&claim).await?;
                 if entry.route.is_some() {
                     if entry.phase == Phase::Claimed && entry.action == "Route" {
-                        route::start(context, entry, request).await?;
+                        start_route(context, entry, request).await;
                         decided += 1;
                     }
                     continue;
@@ -273,6 +274,16 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
         }
     }
     Ok(decided)
+}
+
+/// Opens a claimed route's ticket. A failure (the channel missing from the config, its
+/// service down) is logged and retried next pass without holding up the other requests.
+async fn start_route(context: &RequestContext, entry: Entry, request: &Request) {
+    let request_id = entry.request_id.clone();
+    if let Err(error) = route::start(context, entry, request).await {
+        context.metrics.request_decision("Route", "Failed");
+        tracing::warn!(request = %request_id, %error, "routing a request failed; retried next pass");
+    }
 }
 
 /// Asks PagerDuty, for each condition, whether the requester is on call now.
