@@ -20,7 +20,7 @@ use opal_operator::sim::notify::jira::{JiraSim, JiraSimConfig, SimApprover};
 use opal_operator::sim::notify::pagerduty::{PagerDutySim, PagerDutySimConfig};
 use opal_operator::sim::opal::{GrantTarget, NewRequest};
 use opal_operator::standalone::Sources;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::harness::{
     InProcessOperator, OperatorOptions, Org, api, events_for, eventually, opal_user_id,
@@ -117,6 +117,18 @@ fn claimed_entry(namespace: &str, request_id: &str) -> Secret {
         ),
         ..Default::default()
     }
+}
+
+/// A channel's credentials Secret in the operator namespace.
+async fn credentials(ctx: &TestContext, name: &str, string_data: Value) -> Result<(), Failed> {
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": ctx.namespace},
+        "stringData": string_data,
+    }))?;
+    api::<Secret>(&ctx.client, &ctx.namespace)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    Ok(())
 }
 
 async fn ledger_phase(ctx: &TestContext, request_id: &str) -> Result<Option<String>, Failed> {
@@ -265,16 +277,15 @@ async fn only_a_first_level_on_call_requester_is_approved_at_once(
     let backup = pagerduty.add_user(BACKUP, "Backup");
     pagerduty.put_on_call(&first, ESCALATION_POLICY, None, 1);
     pagerduty.put_on_call(&backup, ESCALATION_POLICY, None, 2);
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "pagerduty-credentials", "namespace": ctx.namespace},
-        "stringData": {
+    credentials(
+        &ctx,
+        "pagerduty-credentials",
+        json!({
             "routing-key": PagerDutySimConfig::default().routing_keys[0],
             "api-key": pagerduty.api_key(),
-        },
-    }))?;
-    api::<Secret>(&ctx.client, &ctx.namespace)
-        .create(&PostParams::default(), &secret)
-        .await?;
+        }),
+    )
+    .await?;
     let notify = NotifyConfig {
         channels: [(
             "pagerduty".to_owned(),
@@ -387,13 +398,12 @@ async fn routed_requests_are_decided_once_by_an_eligible_jsm_approver(
         })
         .collect();
     let jira = JiraSim::start(jira_config.clone()).await?;
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "jsm-credentials", "namespace": ctx.namespace},
-        "stringData": {"api-token": jira_config.api_token},
-    }))?;
-    api::<Secret>(&ctx.client, &ctx.namespace)
-        .create(&PostParams::default(), &secret)
-        .await?;
+    credentials(
+        &ctx,
+        "jsm-credentials",
+        json!({"api-token": jira_config.api_token}),
+    )
+    .await?;
     let desk = &jira_config.service_desks[0];
     let notify = NotifyConfig {
         channels: [(

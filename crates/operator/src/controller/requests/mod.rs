@@ -210,15 +210,7 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
         .filter(|r| r.status == RequestStatus::Pending)
     {
         let entry = match context.ledger.get(&request.id).await? {
-            // A claim whose ticket was never opened (a restart in between).
-            Some(entry) if entry.phase == Phase::Claimed && entry.action == "Route" => {
-                start_route(context, entry, request).await;
-                continue;
-            }
-            // Routed entries are followed through the open-route index below.
-            Some(entry) if entry.route.is_some() => continue,
-            Some(entry) if entry.phase == Phase::Claimed => entry,
-            Some(_) => continue,
+            Some(entry) => entry,
             None => {
                 let facts = gather_facts(context, &pass, request).await?;
                 let Some(decision) = pass.decide(context, facts) else {
@@ -247,18 +239,19 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
                         _ => None,
                     },
                 };
-                let entry = context.ledger.claim(&claim).await?;
-                if entry.route.is_some() {
-                    if entry.phase == Phase::Claimed && entry.action == "Route" {
-                        start_route(context, entry, request).await;
-                        decided += 1;
-                    }
-                    continue;
-                }
-                entry
+                context.ledger.claim(&claim).await?
             }
         };
-        carry_out(context, &entry).await?;
+        match (entry.phase, entry.route.is_some()) {
+            // Claimed now, or before a restart that came before its ticket was opened.
+            (Phase::Claimed, true) if entry.action == "Route" => {
+                start_route(context, entry, request).await;
+            }
+            // Routes under way are followed through the open-route index below.
+            (_, true) => continue,
+            (Phase::Claimed, false) => carry_out(context, &entry).await?,
+            _ => continue,
+        }
         decided += 1;
     }
     // One route's failure (its ticket system down, say) must not hold the others up.
