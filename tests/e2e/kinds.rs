@@ -271,6 +271,14 @@ async fn access_policy_admission(ctx: TestContext) -> Result<(), Failed> {
             vec!["route is required when action is Route"],
         ),
         (
+            json!({"requests": [{"name": "r", "action": "Deny", "grantAtMost": "1h"}]}),
+            vec!["grantAtMost limits approvals"],
+        ),
+        (
+            json!({"requests": [{"name": "r", "action": "AutoApprove", "grantAtMost": "0s"}]}),
+            vec!["grantAtMost must be a positive duration"],
+        ),
+        (
             json!({"requests": [{"name": "r", "action": "AutoApprove", "match": {"businessHours": {"timeZone": "UTC", "days": ["Mon"], "start": "18:00", "end": "09:00"}}}]}),
             vec!["start must be before end"],
         ),

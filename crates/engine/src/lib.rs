@@ -22,10 +22,10 @@ pub use plan::{
 };
 pub use records::{ChangeAction, PendingChange, RevokedGrant, Sensitivity, TargetKind};
 pub use requests::{
-    BusinessWindow, OnCallAnswer, OnCallCondition, PolicyRequestRules, RequestConditions,
-    RequestDecision, RequestFacts, RequestRule, RequestVerdict, RequestedTarget, RouteAnswer,
-    RouteJudgment, RoutePlan, decide_request, judge_route_answer, lockdowns_on_request,
-    route_expired,
+    ApprovedWindow, BusinessWindow, HeldGrant, OnCallAnswer, OnCallCondition, PolicyRequestRules,
+    RequestConditions, RequestDecision, RequestFacts, RequestRule, RequestVerdict, RequestedTarget,
+    RouteAnswer, RouteJudgment, RoutePlan, WindowStep, approved_window, decide_request,
+    judge_route_answer, lockdowns_on_request, route_expired, window_step,
 };
 pub use restore::{RestoreDecision, RestoreDeferred, RestoreSkip, plan_restore};
 pub use rules::{

@@ -111,6 +111,107 @@ pub fn route_expired(plan: &RoutePlan, routed_at: DateTime<Utc>, now: DateTime<U
         .is_some_and(|wait| now.signed_duration_since(routed_at) > wait)
 }
 
+/// How long an approved request's access may last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApprovedWindow {
+    /// When the approved access must be gone.
+    pub until: DateTime<Utc>,
+    /// The rule approves less than Opal grants: each grant is cut to end at `until`.
+    pub capped: bool,
+}
+
+/// The window of a request approved at `approved_at`: what it asked for, cut to the rule's
+/// limit. `None`: an indefinite approval under a rule without a limit (nothing to enforce).
+pub fn approved_window(
+    approved_at: DateTime<Utc>,
+    requested: Option<Duration>,
+    grant_at_most: Option<Duration>,
+) -> Option<ApprovedWindow> {
+    let (length, capped) = match (requested, grant_at_most) {
+        (None, None) => return None,
+        (Some(requested), None) => (requested, false),
+        (None, Some(most)) => (most, true),
+        (Some(requested), Some(most)) => (requested.min(most), requested > most),
+    };
+    Some(ApprovedWindow {
+        until: approved_at + length,
+        capped,
+    })
+}
+
+/// One approved grant as Opal shows it now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeldGrant {
+    Absent,
+    /// Held, until this time (`None`: indefinitely).
+    Held(Option<DateTime<Utc>>),
+}
+
+/// What to do about one grant of an approved window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WindowStep {
+    /// Nothing now; look again next pass.
+    Wait,
+    /// Cut the grant to this many minutes from now, so Opal ends it with the window.
+    Shorten { minutes: i64 },
+    /// The window is over and this grant outlived it: remove it, saying why.
+    Revoke { reason: String },
+    /// Nothing more to do for this grant.
+    Done,
+}
+
+/// Judges one grant of an approved window. Opal ends a time-bound grant itself; the operator
+/// cuts grants the rule approves for less than Opal gave, and removes a grant still held
+/// `grace` after the window when Opal's own expiry did not take it (its end date has passed)
+/// or when it could never be cut (`shortened` false on a capped window). A grant ending
+/// within a minute after the window (Opal counts whole minutes) is waited for; one extended
+/// further after it was cut was extended by a later decision and is left alone.
+pub fn window_step(
+    window: &ApprovedWindow,
+    shortened: bool,
+    held: HeldGrant,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> WindowStep {
+    let over = now > window.until + grace;
+    let HeldGrant::Held(expires) = held else {
+        return if over {
+            WindowStep::Done
+        } else {
+            WindowStep::Wait
+        };
+    };
+    let rounding = Duration::minutes(1);
+    if !over {
+        let outlasts = expires.is_none_or(|end| end > window.until + rounding);
+        if window.capped && !shortened && outlasts && now < window.until {
+            let seconds = (window.until - now).num_seconds();
+            return WindowStep::Shorten {
+                minutes: (seconds + 59) / 60,
+            };
+        }
+        return WindowStep::Wait;
+    }
+    match expires {
+        Some(end) if end <= now => WindowStep::Revoke {
+            reason: format!(
+                "Opal still shows it {} after it ended at {}",
+                written(now - end),
+                end.to_rfc3339()
+            ),
+        },
+        // Cut to end with the window, rounded up to Opal's whole minutes: about to end.
+        Some(end) if end <= window.until + rounding => WindowStep::Wait,
+        _ if window.capped && !shortened => WindowStep::Revoke {
+            reason: format!(
+                "the rule approved it until {} and it could not be shortened in Opal",
+                window.until.to_rfc3339()
+            ),
+        },
+        _ => WindowStep::Done,
+    }
+}
+
 impl RequestVerdict {
     /// `AutoApprove`, `Deny` or `Route`, as the spec spells the action.
     pub fn label(&self) -> &'static str {
@@ -204,6 +305,9 @@ pub struct RequestRule {
     pub name: String,
     pub conditions: RequestConditions,
     pub verdict: RequestVerdict,
+    /// The longest access an approval under this rule gives; a longer (or indefinite) request
+    /// is approved and its grants cut to this.
+    pub grant_at_most: Option<Duration>,
 }
 
 /// One AccessPolicy's request rules, in spec order.
@@ -257,6 +361,7 @@ pub enum RequestDecision {
         rule: String,
         verdict: RequestVerdict,
         because: Vec<String>,
+        grant_at_most: Option<Duration>,
     },
     /// A Lockdown in force covers the requester or a target: the request is denied.
     Locked { lockdown: ObjectKey },
@@ -270,6 +375,14 @@ impl RequestDecision {
         }
     }
 
+    /// The longest access an approval of this decision gives, if the rule limits it.
+    pub fn grant_at_most(&self) -> Option<Duration> {
+        match self {
+            RequestDecision::Rule { grant_at_most, .. } => *grant_at_most,
+            RequestDecision::Locked { .. } => None,
+        }
+    }
+
     /// The comment left on the Opal request (and any ticket): the policy, the rule and why.
     pub fn comment(&self) -> String {
         match self {
@@ -278,6 +391,7 @@ impl RequestDecision {
                 rule,
                 verdict,
                 because,
+                grant_at_most,
             } => {
                 let action = match verdict {
                     RequestVerdict::AutoApprove => "approved".to_owned(),
@@ -289,8 +403,14 @@ impl RequestDecision {
                 } else {
                     because.join("; ")
                 };
+                let limit = match (verdict, grant_at_most) {
+                    (RequestVerdict::Deny, _) | (_, None) => String::new(),
+                    (_, Some(most)) => {
+                        format!(" An approval gives access for at most {}.", written(*most))
+                    }
+                };
                 format!(
-                    "opal-operator {action} this request by AccessPolicy {policy} rule {rule:?}: {why}."
+                    "opal-operator {action} this request by AccessPolicy {policy} rule {rule:?}: {why}.{limit}"
                 )
             }
             RequestDecision::Locked { lockdown } => format!(
@@ -341,6 +461,7 @@ pub fn decide_request(
                     rule: rule.name.clone(),
                     verdict: rule.verdict.clone(),
                     because,
+                    grant_at_most: rule.grant_at_most,
                 })
             })
         })

@@ -47,6 +47,7 @@ fn rule(name: &str, conditions: RequestConditions, verdict: RequestVerdict) -> R
         name: name.to_owned(),
         conditions,
         verdict,
+        grant_at_most: None,
     }
 }
 
@@ -413,6 +414,7 @@ fn first_matching_rule_decides_and_its_reasons_are_recorded() {
                 "every requested target is tagged env=prod".to_owned(),
                 "duration 4h is at most 8h".to_owned(),
             ],
+            grant_at_most: None,
         }
     );
     assert_eq!(
@@ -845,4 +847,166 @@ fn a_route_expires_only_after_its_wait() {
         routed,
         routed + Duration::days(365)
     ));
+}
+
+#[test]
+fn a_rule_limit_caps_the_approval_and_is_said_in_the_comment() {
+    let mut limited = rule(
+        "short",
+        RequestConditions::default(),
+        RequestVerdict::AutoApprove,
+    );
+    limited.grant_at_most = Some(Duration::hours(2));
+    let decision =
+        decide(&facts(), &[policy(NS, "jit", vec![limited.clone()])]).expect("the rule matches");
+    assert_eq!(decision.grant_at_most(), Some(Duration::hours(2)));
+    assert!(
+        decision
+            .comment()
+            .ends_with(" An approval gives access for at most 2h."),
+        "{}",
+        decision.comment()
+    );
+    limited.verdict = RequestVerdict::Deny;
+    let denied = decide(&facts(), &[policy(NS, "jit", vec![limited])]).expect("matches");
+    assert!(
+        !denied.comment().contains("at most"),
+        "{}",
+        denied.comment()
+    );
+}
+
+#[test]
+fn the_approved_window_is_the_shorter_of_the_request_and_the_rule() {
+    let at = now();
+    let hours = Duration::hours;
+    let cases = [
+        (None, None, None),
+        (
+            Some(hours(4)),
+            None,
+            Some(ApprovedWindow {
+                until: at + hours(4),
+                capped: false,
+            }),
+        ),
+        (
+            None,
+            Some(hours(2)),
+            Some(ApprovedWindow {
+                until: at + hours(2),
+                capped: true,
+            }),
+        ),
+        (
+            Some(hours(8)),
+            Some(hours(2)),
+            Some(ApprovedWindow {
+                until: at + hours(2),
+                capped: true,
+            }),
+        ),
+        (
+            Some(hours(1)),
+            Some(hours(2)),
+            Some(ApprovedWindow {
+                until: at + hours(1),
+                capped: false,
+            }),
+        ),
+    ];
+    for (requested, most, expected) in cases {
+        assert_eq!(
+            approved_window(at, requested, most),
+            expected,
+            "{requested:?} {most:?}"
+        );
+    }
+}
+
+#[test]
+fn window_steps_cut_then_remove_only_what_outlived_the_window() {
+    let at = now();
+    let grace = Duration::minutes(10);
+    let capped = ApprovedWindow {
+        until: at + Duration::hours(2),
+        capped: true,
+    };
+    let plain = ApprovedWindow {
+        until: at + Duration::hours(2),
+        capped: false,
+    };
+    let step = |window: &ApprovedWindow, shortened, held, now| {
+        window_step(window, shortened, held, now, grace)
+    };
+    let indefinite = HeldGrant::Held(None);
+    // Inside a capped window, an indefinite or longer grant is cut to end with the window,
+    // rounding up to whole minutes.
+    assert_eq!(
+        step(&capped, false, indefinite, at + Duration::seconds(30)),
+        WindowStep::Shorten { minutes: 120 }
+    );
+    assert_eq!(
+        step(
+            &capped,
+            false,
+            HeldGrant::Held(Some(at + Duration::hours(8))),
+            at
+        ),
+        WindowStep::Shorten { minutes: 120 }
+    );
+    // Already ending with the window (Opal rounds to minutes), or cut before: nothing to do.
+    assert_eq!(
+        step(
+            &capped,
+            false,
+            HeldGrant::Held(Some(capped.until + Duration::seconds(40))),
+            at
+        ),
+        WindowStep::Wait
+    );
+    assert_eq!(step(&capped, true, indefinite, at), WindowStep::Wait);
+    // An uncapped window never cuts.
+    assert_eq!(step(&plain, false, indefinite, at), WindowStep::Wait);
+    // Within the grace after the window, Opal's own expiry may still be on its way.
+    let ended = HeldGrant::Held(Some(plain.until));
+    assert_eq!(
+        step(&plain, false, ended, plain.until + Duration::minutes(5)),
+        WindowStep::Wait
+    );
+    // Past the grace: a grant whose end date has passed outlived its window.
+    let late = plain.until + Duration::minutes(11);
+    match step(&plain, false, ended, late) {
+        WindowStep::Revoke { reason } => assert!(reason.contains("11m"), "{reason}"),
+        other => panic!("not revoked: {other:?}"),
+    }
+    // A capped grant that could never be cut is removed; one cut and then extended (a later
+    // decision) is left alone, as is one that is gone.
+    assert!(matches!(
+        step(&capped, false, indefinite, late),
+        WindowStep::Revoke { .. }
+    ));
+    assert_eq!(step(&capped, true, indefinite, late), WindowStep::Done);
+    // Cut and rounded up to the minute: still ending, so it is waited for.
+    let rounded = HeldGrant::Held(Some(capped.until + Duration::seconds(50)));
+    let short_grace = Duration::seconds(2);
+    let just_after = capped.until + Duration::seconds(20);
+    assert_eq!(
+        window_step(&capped, true, rounded, just_after, short_grace),
+        WindowStep::Wait
+    );
+    assert_eq!(
+        step(
+            &plain,
+            false,
+            HeldGrant::Held(Some(late + Duration::hours(1))),
+            late
+        ),
+        WindowStep::Done
+    );
+    assert_eq!(
+        step(&plain, false, HeldGrant::Absent, late),
+        WindowStep::Done
+    );
+    assert_eq!(step(&plain, false, HeldGrant::Absent, at), WindowStep::Wait);
 }

@@ -82,17 +82,31 @@ pub struct RequestSettings {
     /// the Opal event-stream doorbell still triggers a read at once).
     #[serde(default = "default_request_poll_interval")]
     pub poll_interval: GoDuration,
+    /// Go duration a grant the operator approved may still show in Opal after its window
+    /// before the operator removes it (Opal's own expiry gets this long to act).
+    #[serde(default = "default_expiry_grace")]
+    pub expiry_grace: GoDuration,
 }
 
 impl Default for RequestSettings {
     fn default() -> Self {
         Self {
             poll_interval: default_request_poll_interval(),
+            expiry_grace: default_expiry_grace(),
         }
     }
 }
 
+fn default_expiry_grace() -> GoDuration {
+    GoDuration::from_secs(600)
+}
+
 impl RequestSettings {
+    /// The grace after an approved window before a grant still shown is removed.
+    pub fn expiry_grace(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.expiry_grace.to_std()).unwrap_or(chrono::Duration::MAX)
+    }
+
     /// The poll interval; `None` when turned off.
     pub fn poll_interval(&self) -> Option<Duration> {
         let poll = self.poll_interval.to_std();

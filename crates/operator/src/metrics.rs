@@ -71,6 +71,11 @@ struct RequestDecisionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpalCallLabels {
     operation: &'static str,
     status: String,
@@ -136,6 +141,7 @@ pub struct Metrics {
     leader: Gauge,
     webhook_requests: Family<WebhookLabels, Counter>,
     request_decisions: Family<RequestDecisionLabels, Counter>,
+    request_window_grants: Family<OutcomeLabels, Counter>,
     request_decision_latency: Histogram,
     opal_calls: Arc<OpalCallMetrics>,
     notify: Arc<PrometheusMetrics>,
@@ -213,6 +219,12 @@ impl Metrics {
             "Access requests decided by rule, by action (AutoApprove, Deny) and outcome (Applied, DecidedElsewhere)",
             request_decisions.clone(),
         );
+        let request_window_grants = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "request_window_grants",
+            "Grants of operator-approved requests acted on after approval, by outcome (Shortened to the rule's grantAtMost, Revoked after outliving the window, Failed)",
+            request_window_grants.clone(),
+        );
         let request_decision_latency = time_to_revoke_histogram();
         registry.register(
             "request_decision_latency_seconds",
@@ -246,6 +258,7 @@ impl Metrics {
             leader,
             webhook_requests,
             request_decisions,
+            request_window_grants,
             request_decision_latency,
             opal_calls,
             notify,
@@ -340,6 +353,15 @@ impl Metrics {
         self.request_decisions
             .get_or_create(&RequestDecisionLabels {
                 action: action.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// One grant of an approved request cut, removed after its window, or failed to follow.
+    pub fn request_window(&self, outcome: &str) {
+        self.request_window_grants
+            .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_owned(),
             })
             .inc();

@@ -108,7 +108,7 @@ impl Org {
             },
             "server": { "listen": "127.0.0.1:0", "maxBodyBytes": 65536 },
             "webhooks": { "splunk": { "token": { "file": splunk_token } } },
-            "requests": { "pollInterval": "1s" },
+            "requests": { "pollInterval": "1s", "expiryGrace": "2s" },
         });
         let mut config = config;
         if let Some(notify) = notify {

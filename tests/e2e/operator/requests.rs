@@ -9,7 +9,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use libtest_mimic::Failed;
-use opal_operator::controller::requests::{LEDGER_TYPE, entry_name};
+use opal_operator::controller::requests::{LEDGER_TYPE, WINDOW_INDEX, WindowRecord, entry_name};
 use opal_operator::crd::AccessPolicy;
 use opal_operator::notify::{
     ChannelConfig, JsmConfig, NotifyConfig, PagerDutyConfig, PagerDutyRestConfig,
@@ -32,6 +32,7 @@ pub fn trials() -> Vec<E2eTrial> {
         e2e_trial!(rules_approve_and_deny_pending_requests_once_and_resume_claimed_entries),
         e2e_trial!(only_a_first_level_on_call_requester_is_approved_at_once),
         e2e_trial!(routed_requests_are_decided_once_by_an_eligible_jsm_approver),
+        e2e_trial!(approved_grants_are_cut_to_their_rule_and_removed_once_they_outlive_it),
     ]
 }
 
@@ -684,6 +685,183 @@ async fn routed_requests_are_decided_once_by_an_eligible_jsm_approver(
     if let Err(error) = outcome {
         let events = events_for(&ctx.client, &policy).await?;
         return Err(format!("{}: {events:?}", error.message().unwrap_or_default()).into());
+    }
+    operator.stop().await
+}
+
+/// The window recorded in a request's ledger entry.
+async fn ledger_window(
+    ctx: &TestContext,
+    request_id: &str,
+) -> Result<Option<WindowRecord>, Failed> {
+    let secret = api::<Secret>(&ctx.client, &ctx.namespace)
+        .get_opt(&entry_name(request_id))
+        .await?;
+    let Some(window) = secret
+        .and_then(|secret| secret.data)
+        .and_then(|data| data.get("window").cloned())
+        .filter(|window| !window.0.is_empty())
+    else {
+        return Ok(None);
+    };
+    Ok(Some(serde_json::from_slice(&window.0)?))
+}
+
+/// `grantAtMost` cuts an indefinite approval to the rule's limit in Opal, and a grant whose
+/// expiry Opal failed to carry out is removed once its window and the grace are over,
+/// reported on the policy; a grant that ended on time needs nothing.
+async fn approved_grants_are_cut_to_their_rule_and_removed_once_they_outlive_it(
+    ctx: TestContext,
+) -> Result<(), Failed> {
+    let mut org = Org::start(&ctx.namespace, "10m").await?;
+    org.manifests
+        .access_policies
+        .push(serde_json::from_value(json!({
+            "apiVersion": "opal-operator.io/v1alpha1",
+            "kind": "AccessPolicy",
+            "metadata": {"name": "windows", "namespace": ctx.namespace},
+            "spec": {"requests": [
+                {"name": "break-glass-one-minute", "action": "AutoApprove", "grantAtMost": "1m",
+                 "match": {"requester": {"matchLabels": {"department": "Engineering"}},
+                           "targets": [{"group": {"name": BREAK_GLASS}}]}},
+                {"name": "contractors-short", "action": "AutoApprove",
+                 "match": {"requester": {"matchLabels": {"department": "Engineering"}},
+                           "targets": [{"group": {"name": CONTRACTORS}}],
+                           "durationAtMost": "1h"}},
+            ]},
+        }))?);
+    org.apply_manifests(&ctx.client).await?;
+    let yara = opal_user_id(&org, ENGINEER)?;
+    let ayesha = opal_user_id(&org, OTHER_ENGINEER)?;
+    let break_glass = group(&org, BREAK_GLASS)?;
+    let contractors = group(&org, CONTRACTORS)?;
+    // Yara asks for break-glass indefinitely; the rule approves one minute of it.
+    let indefinite = pending(&org, &yara, break_glass.clone(), -1)?;
+    // Ayesha asks for one minute of Contractors; Opal will fail to end it.
+    let short = pending(&org, &ayesha, contractors.clone(), 1)?;
+    let grant_of = |org: &Org, user: &str, target: &GrantTarget| {
+        org.opal
+            .state()
+            .user_grants(user)
+            .into_iter()
+            .find(|grant| grant.target == *target)
+    };
+
+    let operator = InProcessOperator::start(
+        &ctx,
+        &org,
+        OperatorOptions {
+            interval: Duration::from_secs(600),
+            lease: true,
+            identity: "e2e-windows".into(),
+        },
+    )
+    .await?;
+    let cut = eventually(
+        "Yara's indefinite approval is cut to end within a minute",
+        DECISION,
+        || async {
+            Ok(grant_of(&org, &yara, &break_glass).and_then(|grant| grant.expiration_date))
+        },
+    )
+    .await?;
+    let opal = Sources::from_config(&org.config()?)?.opal;
+    let approved_at = opal
+        .request(&indefinite)
+        .await?
+        .updated_at
+        .ok_or("the approved request has no update time")?;
+    if cut > approved_at + chrono::Duration::minutes(2) {
+        return Err(format!("cut to {cut}, more than a minute after {approved_at}").into());
+    }
+    eventually("Ayesha's short request is approved", DECISION, || async {
+        Ok(grant_of(&org, &ayesha, &contractors).map(drop))
+    })
+    .await?;
+    if org.opal.state().fail_group_expiry(
+        match &contractors {
+            GrantTarget::Group(id) => id,
+            GrantTarget::Resource(id) => id,
+        },
+        &ayesha,
+    ) != 1
+    {
+        return Err("Ayesha's grant could not be made to outlive its end".into());
+    }
+    let comments = opal.request_comments(&indefinite).await?;
+    if !comments
+        .iter()
+        .any(|c| c.comment.contains("at most 1m") && c.comment.contains("break-glass-one-minute"))
+    {
+        return Err(format!("the approval does not say its limit: {comments:?}").into());
+    }
+
+    // Past both windows and the grace: Ayesha's stuck grant is removed and reported; Yara's
+    // ended by itself and is left alone; neither window is followed any more.
+    let window = eventually(
+        "the grant that outlived its window is removed",
+        Duration::from_secs(150),
+        || async {
+            let window = ledger_window(&ctx, &short).await?;
+            Ok(window.filter(|window| window.grants.iter().all(|grant| grant.revoked)))
+        },
+    )
+    .await?;
+    if grant_of(&org, &ayesha, &contractors).is_some() {
+        return Err("the ledger says revoked but Opal still shows the grant".into());
+    }
+    if window.capped || window.grants.len() != 1 {
+        return Err(format!("unexpected window for the short request: {window:?}").into());
+    }
+    eventually("both windows leave the index", DECISION, || async {
+        let index = api::<Secret>(&ctx.client, &ctx.namespace)
+            .get_opt(WINDOW_INDEX)
+            .await?;
+        let listed = index
+            .and_then(|secret| secret.data)
+            .map(|data| data.len())
+            .unwrap_or_default();
+        Ok((listed == 0).then_some(()))
+    })
+    .await?;
+    let yaras = ledger_window(&ctx, &indefinite)
+        .await?
+        .ok_or("Yara's approval recorded no window")?;
+    if !yaras.capped || yaras.grants.iter().any(|g| !g.shortened || g.revoked) {
+        return Err(format!("Yara's grant should be cut and not removed: {yaras:?}").into());
+    }
+    // The reconcile loop repairs the sample org's drift meanwhile; count only these grants.
+    let counters = org.opal.counters();
+    let writes_on = |method: &str, target: &GrantTarget, user: &str| {
+        let GrantTarget::Group(id) = target else {
+            return 0;
+        };
+        let path = format!("{method} /v1/groups/{id}/users/{user}");
+        counters
+            .handled_writes
+            .iter()
+            .filter(|(call, _)| call.starts_with(&path))
+            .map(|(_, count)| *count)
+            .sum::<u64>()
+    };
+    let cuts = writes_on("PUT", &break_glass, &yara);
+    let removals = writes_on("DELETE", &contractors, &ayesha);
+    let others = writes_on("PUT", &contractors, &ayesha) + writes_on("DELETE", &break_glass, &yara);
+    if (cuts, removals, others) != (1, 1, 0) {
+        return Err(format!(
+            "expected one cut of Yara's grant and one removal of Ayesha's, saw {cuts} cuts, {removals} removals and {others} other writes"
+        )
+        .into());
+    }
+    let policy = api::<AccessPolicy>(&ctx.client, &ctx.namespace)
+        .get("windows")
+        .await?;
+    let events = events_for(&ctx.client, &policy).await?;
+    if !events
+        .iter()
+        .any(|(reason, note)| reason == "ExpiredGrantRevoked" && note.contains(&short))
+    {
+        return Err(format!("no ExpiredGrantRevoked Event names the request: {events:?}").into());
     }
     operator.stop().await
 }

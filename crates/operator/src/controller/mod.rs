@@ -371,6 +371,7 @@ pub async fn run_on(
             leadership: leadership.clone(),
             desks,
             events: EventSink::new(client.clone(), &options.identity),
+            expiry_grace: config.requests.expiry_grace(),
         }),
         doorbell,
         config.requests.poll_interval(),

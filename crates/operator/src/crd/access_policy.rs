@@ -177,6 +177,7 @@ pub struct TicketSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.action == 'Route' ? has(self.route) : !has(self.route)").message("route is required when action is Route, and only then"))]
+#[x_kube(validation = Rule::new("!has(self.grantAtMost) || self.action != 'Deny'").message("grantAtMost limits approvals; a Deny rule approves nothing"))]
 pub struct RequestRule {
     /// The rule's name; it is quoted in the comment left on every request it decides.
     #[schemars(length(min = 1, max = 128))]
@@ -189,6 +190,15 @@ pub struct RequestRule {
     /// Where to send a request this rule routes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<RouteSpec>,
+    /// The longest access an approval under this rule gives (a Go duration such as `8h`). A
+    /// request for longer, or indefinitely, is approved and each granted membership is then
+    /// cut in Opal to end this long after the approval. Whatever the limit, a grant the
+    /// operator approved that Opal still shows after its window (plus the operator's
+    /// `requests.expiryGrace`) is removed and reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("grantAtMost must be a positive duration such as 8h"))]
+    pub grant_at_most: Option<String>,
 }
 
 /// `AutoApprove` approves in Opal (only for a requester HR lists as active), `Deny` denies in

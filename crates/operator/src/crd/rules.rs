@@ -306,8 +306,17 @@ impl RequestRule {
             }
             (_, Some(_)) => return Err(format!("{at}.route: set only when action is Route")),
         };
+        let grant_at_most =
+            optional_duration(&format!("{at}.grantAtMost"), self.grant_at_most.as_ref())?;
+        if grant_at_most.is_some_and(|most| most <= chrono::Duration::zero()) {
+            return Err(format!("{at}.grantAtMost: must be a positive duration"));
+        }
+        if grant_at_most.is_some() && self.action == RequestAction::Deny {
+            return Err(format!("{at}.grantAtMost: a Deny rule approves nothing"));
+        }
         Ok(EngineRequestRule {
             name: self.name.clone(),
+            grant_at_most,
             conditions: RequestConditions {
                 requester,
                 targets,
@@ -670,7 +679,9 @@ mod tests {
                                   "start": "08:00", "end": "17:00"}}},
             {"name": "bad-duration", "action": "Deny", "match": {"durationAbove": "a week"}},
             {"name": "route-without-route", "action": "Route"},
-            {"name": "desk", "action": "Route", "route": {"channel": "jsm"}}
+            {"name": "desk", "action": "Route", "route": {"channel": "jsm"}, "grantAtMost": "2h"},
+            {"name": "limited-deny", "action": "Deny", "grantAtMost": "2h"},
+            {"name": "zero-limit", "action": "AutoApprove", "grantAtMost": "0s"}
         ]}));
         let rules = spec.request_rules(ObjectKey::new("opal-system", "jit"));
         let names: Vec<&str> = rules.rules.iter().map(|rule| rule.name.as_str()).collect();
@@ -693,6 +704,8 @@ mod tests {
                 ..Default::default()
             })
         );
+        assert_eq!(rules.rules[0].grant_at_most, None);
+        assert_eq!(rules.rules[1].grant_at_most, Some(Duration::hours(2)));
         let invalid: Vec<(usize, bool)> = rules
             .invalid
             .iter()
@@ -700,10 +713,12 @@ mod tests {
             .collect();
         assert_eq!(
             invalid,
-            [(1, true), (2, true), (3, true)],
+            [(1, true), (2, true), (3, true), (5, true), (6, true)],
             "{:?}",
             rules.invalid
         );
         assert!(rules.invalid[0].1.contains("Mars/Olympus"));
+        assert!(rules.invalid[3].1.contains("a Deny rule approves nothing"));
+        assert!(rules.invalid[4].1.contains("positive"));
     }
 }

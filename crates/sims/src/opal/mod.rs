@@ -35,7 +35,8 @@
 //!
 //! * Grants are keyed by (object, user, `access_level_remote_id`); the default level is `""`.
 //!   `duration_minutes` > 0 sets an expiry on the simulator's clock, 0 means indefinite, more
-//!   than 525960 is a 400. Expired grants disappear from every read.
+//!   than 525960 is a 400. Expired grants disappear from every read, unless a test made their
+//!   expiry fail ([`SimState::fail_group_expiry`]): then they stay with their past end date.
 //! * Adding a grant that exists: [`DuplicateGrant::ReturnExisting`] (default, 200 with the
 //!   existing grant, no event) or [`DuplicateGrant::Conflict`] (409).
 //! * `PUT .../users/{user_id}` updates the grant at the given level, or the user's only grant

@@ -431,6 +431,20 @@ impl SimState {
             .is_some()
     }
 
+    /// Makes the user's memberships of the group outlive their end, as when Opal's expiry
+    /// fails to propagate: they stay listed with their past `expiration_date` until removed.
+    /// Returns how many there were.
+    pub fn fail_group_expiry(&self, group_id: &str, user_id: &str) -> usize {
+        self.lock().group_grants.fail_expiry(group_id, user_id)
+    }
+
+    /// [`SimState::fail_group_expiry`] for a user's direct grants on a resource.
+    pub fn fail_resource_expiry(&self, resource_id: &str, user_id: &str) -> usize {
+        self.lock()
+            .resource_grants
+            .fail_expiry(resource_id, user_id)
+    }
+
     /// Adds or replaces a direct resource grant.
     pub fn add_resource_user(
         &self,
@@ -472,7 +486,7 @@ impl SimState {
         let level = org
             .resolve_level(kind, target_id, Some(&access_level))
             .map_err(rejected)?;
-        org.put_grant(kind, target_id, user_id, Grant { level, expiration })
+        org.put_grant(kind, target_id, user_id, Grant::new(level, expiration))
             .map_err(rejected)
     }
 

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use sha2::{Digest, Sha256};
 
-use crate::engine::RoutePlan;
+use crate::engine::{ApprovedWindow, RoutePlan, TargetKind};
 
 /// The Secret type that marks a ledger entry.
 pub const LEDGER_TYPE: &str = "opal-operator.io/request-ledger";
@@ -67,6 +67,45 @@ pub struct Entry {
     pub outcome: String,
     /// Set for a routed request: the route as it was when the request was claimed.
     pub route: Option<RouteRecord>,
+    /// The deciding rule's `grantAtMost` in seconds, as it was when the request was claimed.
+    pub grant_at_most_seconds: Option<i64>,
+    /// Set once an approval with an end is applied: the grants it gave and their window.
+    pub window: Option<WindowRecord>,
+}
+
+/// The window of an applied approval and the grants it covers, followed until the window
+/// (plus the grace) is over.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowRecord {
+    pub until: DateTime<Utc>,
+    /// The rule approved less than Opal granted.
+    pub capped: bool,
+    pub grants: Vec<WindowGrant>,
+}
+
+/// One grant of an approval: a user on a group or resource at one access level.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowGrant {
+    pub kind: TargetKind,
+    pub target_id: String,
+    pub user_id: String,
+    /// `None`: the target's default level.
+    pub access_level_remote_id: Option<String>,
+    /// Cut in Opal to end with the window.
+    pub shortened: bool,
+    /// Still held after the window, and removed by the operator.
+    pub revoked: bool,
+}
+
+impl WindowRecord {
+    pub fn window(&self) -> ApprovedWindow {
+        ApprovedWindow {
+            until: self.until,
+            capped: self.capped,
+        }
+    }
 }
 
 /// A routed request's route, ticket and deadline, kept in its entry so the rule that routed
@@ -112,6 +151,27 @@ impl RouteRecord {
 /// whose request left the pending list are still followed without listing Secrets.
 pub const ROUTE_INDEX: &str = "opal-request-routes";
 
+/// The Secret listing the approvals whose window is still followed.
+pub const WINDOW_INDEX: &str = "opal-request-windows";
+
+/// The lists of entries a pass follows besides the pending requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Index {
+    /// Routed requests whose ticket is open or not yet closed.
+    Routes,
+    /// Approvals whose window is not over.
+    Windows,
+}
+
+impl Index {
+    fn secret_name(self) -> &'static str {
+        match self {
+            Index::Routes => ROUTE_INDEX,
+            Index::Windows => WINDOW_INDEX,
+        }
+    }
+}
+
 /// The entry's Secret name: the request id when it is a DNS label, a hash of it otherwise.
 pub fn entry_name(request_id: &str) -> String {
     let plain = request_id.len() <= 50
@@ -127,10 +187,18 @@ pub fn entry_name(request_id: &str) -> String {
     }
 }
 
-fn route_json(route: Option<&RouteRecord>) -> String {
-    route
-        .and_then(|route| serde_json::to_string(route).ok())
+fn json_field<T: serde::Serialize>(value: Option<&T>) -> String {
+    value
+        .and_then(|value| serde_json::to_string(value).ok())
         .unwrap_or_default()
+}
+
+/// An optional JSON field: empty is `None`; anything unreadable makes the entry unreadable.
+fn parse_json_field<T: serde::de::DeserializeOwned>(text: &str) -> Option<Option<T>> {
+    match text {
+        "" => Some(None),
+        json => serde_json::from_str(json).ok().map(Some),
+    }
 }
 
 fn text(data: &BTreeMap<String, k8s_openapi::ByteString>, key: &str) -> String {
@@ -156,10 +224,12 @@ impl Entry {
                 .ok()?
                 .with_timezone(&Utc),
             outcome: text(data, "outcome"),
-            route: match text(data, "route").as_str() {
+            route: parse_json_field(&text(data, "route"))?,
+            grant_at_most_seconds: match text(data, "grantAtMost").as_str() {
                 "" => None,
-                json => Some(serde_json::from_str(json).ok()?),
+                seconds => Some(seconds.parse().ok()?),
             },
+            window: parse_json_field(&text(data, "window"))?,
         })
     }
 
@@ -173,7 +243,14 @@ impl Entry {
             ("comment", self.comment.clone()),
             ("claimedAt", self.claimed_at.to_rfc3339()),
             ("outcome", self.outcome.clone()),
-            ("route", route_json(self.route.as_ref())),
+            ("route", json_field(self.route.as_ref())),
+            (
+                "grantAtMost",
+                self.grant_at_most_seconds
+                    .map(|seconds| seconds.to_string())
+                    .unwrap_or_default(),
+            ),
+            ("window", json_field(self.window.as_ref())),
         ];
         Secret {
             metadata: ObjectMeta {
@@ -247,27 +324,7 @@ impl Ledger {
         }
     }
 
-    /// Moves an entry to `phase`, noting what happened.
-    pub async fn finish(
-        &self,
-        request_id: &str,
-        phase: Phase,
-        outcome: &str,
-    ) -> Result<(), LedgerError> {
-        let patch = serde_json::json!({
-            "stringData": {"phase": phase.as_str(), "outcome": outcome}
-        });
-        self.api
-            .patch(
-                &entry_name(request_id),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Rewrites an entry's phase, action, comment and route in one patch.
+    /// Rewrites an entry's phase, action, comment, outcome, route and window in one patch.
     pub async fn update(&self, entry: &Entry) -> Result<(), LedgerError> {
         let patch = serde_json::json!({
             "stringData": {
@@ -275,7 +332,8 @@ impl Ledger {
                 "action": entry.action,
                 "comment": entry.comment,
                 "outcome": entry.outcome,
-                "route": route_json(entry.route.as_ref()),
+                "route": json_field(entry.route.as_ref()),
+                "window": json_field(entry.window.as_ref()),
             }
         });
         self.api
@@ -288,13 +346,14 @@ impl Ledger {
         Ok(())
     }
 
-    /// Request ids whose route is open.
-    pub async fn open_routes(&self) -> Result<Vec<String>, LedgerError> {
-        let Some(index) = self.api.get_opt(ROUTE_INDEX).await? else {
+    /// Request ids listed in `index`.
+    pub async fn listed(&self, index: Index) -> Result<Vec<String>, LedgerError> {
+        let name = index.secret_name();
+        let Some(index) = self.api.get_opt(name).await? else {
             return Ok(Vec::new());
         };
         if index.type_.as_deref() != Some(LEDGER_TYPE) {
-            return Err(LedgerError::Foreign(ROUTE_INDEX.to_owned()));
+            return Err(LedgerError::Foreign(name.to_owned()));
         }
         Ok(index
             .data
@@ -304,22 +363,28 @@ impl Ledger {
             .collect())
     }
 
-    /// Adds the request to the open-route index, or takes it out.
-    pub async fn index_route(&self, request_id: &str, open: bool) -> Result<(), LedgerError> {
+    /// Adds the request to `index`, or takes it out.
+    pub async fn index(
+        &self,
+        index: Index,
+        request_id: &str,
+        open: bool,
+    ) -> Result<(), LedgerError> {
+        let name = index.secret_name();
         let value = open.then(|| request_id.to_owned());
         let patch = serde_json::json!({"stringData": {entry_name(request_id): value}});
         let removal = serde_json::json!({"data": {entry_name(request_id): null}});
         let body = if open { &patch } else { &removal };
         match self
             .api
-            .patch(ROUTE_INDEX, &PatchParams::default(), &Patch::Merge(body))
+            .patch(name, &PatchParams::default(), &Patch::Merge(body))
             .await
         {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(response)) if response.code == 404 && open => {
                 let index = Secret {
                     metadata: ObjectMeta {
-                        name: Some(ROUTE_INDEX.to_owned()),
+                        name: Some(name.to_owned()),
                         namespace: Some(self.namespace.clone()),
                         ..Default::default()
                     },
@@ -335,7 +400,7 @@ impl Ledger {
                     // Another writer created it first: add to theirs.
                     Err(kube::Error::Api(response)) if response.code == 409 => {
                         self.api
-                            .patch(ROUTE_INDEX, &PatchParams::default(), &Patch::Merge(&patch))
+                            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                             .await?;
                         Ok(())
                     }
@@ -381,6 +446,8 @@ mod tests {
                 .with_timezone(&Utc),
             outcome: String::new(),
             route: None,
+            grant_at_most_seconds: None,
+            window: None,
         };
         let routed = Entry {
             phase: Phase::Routed,
@@ -405,7 +472,24 @@ mod tests {
                 .and_then(|p| p.wait_at_most),
             Some(chrono::Duration::hours(4))
         );
-        for entry in [entry, routed] {
+        let approved = Entry {
+            phase: Phase::Applied,
+            grant_at_most_seconds: Some(7200),
+            window: Some(WindowRecord {
+                until: entry.claimed_at + chrono::Duration::hours(2),
+                capped: true,
+                grants: vec![WindowGrant {
+                    kind: TargetKind::Resource,
+                    target_id: "res-1".to_owned(),
+                    user_id: "u-1".to_owned(),
+                    access_level_remote_id: Some("read".to_owned()),
+                    shortened: true,
+                    revoked: false,
+                }],
+            }),
+            ..entry.clone()
+        };
+        for entry in [entry, routed, approved] {
             round_trip(entry);
         }
     }

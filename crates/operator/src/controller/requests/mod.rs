@@ -7,6 +7,7 @@
 
 mod ledger;
 mod route;
+mod window;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use chrono::Utc;
 use tokio::sync::{Notify, watch};
 
 pub use self::ledger::{
-    Entry, LEDGER_TYPE, Ledger, LedgerError, Phase, ROUTE_INDEX, RouteRecord, entry_name,
+    Entry, Index, LEDGER_TYPE, Ledger, LedgerError, Phase, ROUTE_INDEX, RouteRecord, WINDOW_INDEX,
+    WindowGrant, WindowRecord, entry_name,
 };
 use super::SyncView;
 use super::events::EventSink;
@@ -74,6 +76,9 @@ pub struct RequestContext {
     pub desks: BTreeMap<String, ServiceDeskRoute>,
     /// Each decision is an Event on the AccessPolicy (or Lockdown) that made it.
     pub events: EventSink,
+    /// How long an approved grant may still show in Opal after its window before it is
+    /// removed.
+    pub expiry_grace: chrono::Duration,
 }
 
 /// Records an Event on the object that decided `entry`: its AccessPolicy, or its Lockdown.
@@ -238,6 +243,8 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
                         RequestVerdict::Route(plan) => Some(RouteRecord::from_plan(plan)),
                         _ => None,
                     },
+                    grant_at_most_seconds: decision.grant_at_most().map(|most| most.num_seconds()),
+                    window: None,
                 };
                 context.ledger.claim(&claim).await?
             }
@@ -255,7 +262,7 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
         decided += 1;
     }
     // One route's failure (its ticket system down, say) must not hold the others up.
-    for request_id in context.ledger.open_routes().await? {
+    for request_id in context.ledger.listed(Index::Routes).await? {
         let followed = match context.ledger.get(&request_id).await {
             Ok(Some(entry)) => route::follow(context, entry).await,
             Ok(None) => Ok(()),
@@ -266,6 +273,7 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
             tracing::warn!(request = %request_id, %error, "following a routed request failed; retried next pass");
         }
     }
+    window::follow_all(context).await?;
     Ok(decided)
 }
 
@@ -335,10 +343,13 @@ async fn carry_out(context: &RequestContext, entry: &Entry) -> Result<(), Reques
                 ),
             )
         };
-        context
-            .ledger
-            .finish(&entry.request_id, phase, &outcome)
-            .await?;
+        let settled = Entry {
+            phase,
+            outcome: outcome.clone(),
+            window: applied_window(entry, &current, ours),
+            ..entry.clone()
+        };
+        context.ledger.update(&settled).await?;
         context
             .metrics
             .request_decision(&entry.action, phase.as_str());
@@ -356,6 +367,7 @@ async fn carry_out(context: &RequestContext, entry: &Entry) -> Result<(), Reques
     if !context.leadership.is_leader() {
         return Err(RequestError::NotLeader(entry.request_id.clone()));
     }
+    window::watch(context, entry).await?;
     let result = match entry.action.as_str() {
         "AutoApprove" | "Approve" => {
             context
@@ -377,10 +389,13 @@ async fn carry_out(context: &RequestContext, entry: &Entry) -> Result<(), Reques
     match result {
         Ok(request) => {
             let outcome = format!("{:?} in Opal", request.status);
-            context
-                .ledger
-                .finish(&entry.request_id, Phase::Applied, &outcome)
-                .await?;
+            let applied = Entry {
+                phase: Phase::Applied,
+                outcome,
+                window: applied_window(entry, &request, true),
+                ..entry.clone()
+            };
+            context.ledger.update(&applied).await?;
             context.metrics.request_decision(&entry.action, "Applied");
             let reason = match entry.action.as_str() {
                 "AutoApprove" | "Approve" => "RequestApproved",
@@ -412,6 +427,14 @@ async fn carry_out(context: &RequestContext, entry: &Entry) -> Result<(), Reques
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// The window to follow for `entry` now that Opal shows `request`: set only for an approval
+/// of this entry that Opal has granted.
+fn applied_window(entry: &Entry, request: &Request, ours: bool) -> Option<WindowRecord> {
+    (ours && window::approves(&entry.action) && request.status == RequestStatus::Approved)
+        .then(|| window::window_for(entry, request))
+        .flatten()
 }
 
 fn sensitivity(rating: Option<&RiskSensitivity>) -> Option<Sensitivity> {

@@ -5,7 +5,7 @@
 
 use chrono::Utc;
 
-use super::ledger::{Entry, Phase};
+use super::ledger::{Entry, Index, Phase};
 use super::{RequestContext, RequestError, announce, carry_out};
 use crate::engine::{RouteAnswer, RouteJudgment, judge_route_answer, route_expired};
 use crate::opal::model::{Request, RequestStatus};
@@ -71,7 +71,10 @@ pub(super) async fn start(
         .desks
         .get(&route.channel)
         .ok_or_else(|| RequestError::NoDesk(route.channel.clone()))?;
-    context.ledger.index_route(&entry.request_id, true).await?;
+    context
+        .ledger
+        .index(Index::Routes, &entry.request_id, true)
+        .await?;
     if !context.leadership.is_leader() {
         return Err(RequestError::NotLeader(entry.request_id.clone()));
     }
@@ -264,6 +267,9 @@ async fn settle(context: &RequestContext, request_id: &str) -> Result<(), Reques
         entry.route = Some(route);
         context.ledger.update(&entry).await?;
     }
-    context.ledger.index_route(request_id, false).await?;
+    context
+        .ledger
+        .index(Index::Routes, request_id, false)
+        .await?;
     Ok(())
 }

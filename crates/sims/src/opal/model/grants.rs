@@ -30,7 +30,7 @@ impl Org {
         {
             return Ok(AddOutcome::AlreadyExisted(existing.clone()));
         }
-        let grant = Grant { level, expiration };
+        let grant = Grant::new(level, expiration);
         self.grants_mut(kind)
             .insert(target_id, user_id, grant.clone());
         Ok(AddOutcome::Created(grant))
@@ -82,7 +82,7 @@ impl Org {
             .or_default()
             .insert(
                 (resource_id.to_owned(), remote_id),
-                Grant { level, expiration },
+                Grant::new(level, expiration),
             );
     }
 

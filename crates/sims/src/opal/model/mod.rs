@@ -250,11 +250,21 @@ pub(crate) struct ResourceRec {
 pub(crate) struct Grant {
     pub level: AccessLevel,
     pub expiration: Option<DateTime<Utc>>,
+    /// Opal's expiry of this grant failed: it stays, showing its end date in the past.
+    pub expiry_fails: bool,
 }
 
 impl Grant {
+    pub(crate) fn new(level: AccessLevel, expiration: Option<DateTime<Utc>>) -> Self {
+        Self {
+            level,
+            expiration,
+            expiry_fails: false,
+        }
+    }
+
     pub(crate) fn active_at(&self, now: DateTime<Utc>) -> bool {
-        self.expiration.is_none_or(|expiry| expiry > now)
+        self.expiry_fails || self.expiration.is_none_or(|expiry| expiry > now)
     }
 }
 
@@ -410,6 +420,17 @@ impl GrantIndex {
             .filter(|grant| grant.active_at(now))
             .cloned()
             .collect()
+    }
+
+    /// Makes every grant `user` holds on `target` outlive its end; returns how many.
+    pub(crate) fn fail_expiry(&mut self, target: &str, user: &str) -> usize {
+        self.by_target
+            .get_mut(target)
+            .into_iter()
+            .flatten()
+            .filter(|((holder, _), _)| holder == user)
+            .map(|(_, grant)| grant.expiry_fails = true)
+            .count()
     }
 
     /// Every (target, user, grant) triple.

@@ -73,10 +73,7 @@ impl Org {
                         Some(current) => later_expiry(current, expiration),
                         None => expiration,
                     };
-                    let grant = Grant {
-                        level: item.level.clone(),
-                        expiration,
-                    };
+                    let grant = Grant::new(item.level.clone(), expiration);
                     self.put_grant(kind, &item.target_id, user, grant.clone())?;
                     let sub_event_type = format!("{}_USER_ADDED", kind.event_prefix());
                     sub_events.push(self.grant_sub_event(

@@ -353,7 +353,7 @@ impl Seeder<'_> {
                 .map_err(invalid)?;
             let expiration = self.expiry(&membership.expiry);
             org.group_grants
-                .insert(&group, &user, Grant { level, expiration });
+                .insert(&group, &user, Grant::new(level, expiration));
         }
         for grant in &self.fixture.resource_grants {
             let resource = self.resources.resolve("resource", &grant.resource)?;
@@ -363,7 +363,7 @@ impl Seeder<'_> {
                 .map_err(invalid)?;
             let expiration = self.expiry(&grant.expiry);
             org.resource_grants
-                .insert(&resource, &user, Grant { level, expiration });
+                .insert(&resource, &user, Grant::new(level, expiration));
         }
         for link in &self.fixture.group_resources {
             let group = self.groups.resolve("group", &link.group)?;

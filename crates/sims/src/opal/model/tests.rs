@@ -114,6 +114,17 @@ fn expired_grants_are_absent() {
     assert!(org.active_members(&eng).contains_key(&bob));
     org.clock.advance(TimeDelta::minutes(6));
     assert!(!org.active_members(&eng).contains_key(&bob));
+    // A failed expiry keeps it, with its end date, until it is removed.
+    assert_eq!(org.group_grants.fail_expiry(&eng, &bob), 1);
+    assert!(org.active_members(&eng).contains_key(&bob));
+    assert!(
+        org.remove_grant(TargetKind::Group, &eng, &bob, "")
+            .is_some()
+    );
+    let expiry = org.expiry_after(5);
+    org.add_grant(TargetKind::Group, &eng, &bob, "", expiry)
+        .expect("grant");
+    org.clock.advance(TimeDelta::minutes(6));
     assert!(
         org.remove_grant(TargetKind::Group, &eng, &bob, "")
             .is_none()

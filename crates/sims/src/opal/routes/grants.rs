@@ -233,10 +233,7 @@ async fn update_user(
     if level.remote_id != current.level.remote_id {
         org.remove_grant(kind, &target_id, &user_id, &current.level.remote_id);
     }
-    let updated = Grant {
-        level,
-        expiration: org.expiry_after(minutes),
-    };
+    let updated = Grant::new(level, org.expiry_after(minutes));
     org.put_grant(kind, &target_id, &user_id, updated.clone())?;
     org.record_grant_event("UPDATED", kind, &target_id, &user_id, &updated);
     Ok(Json(grant_json(
