@@ -95,7 +95,7 @@ pub use pagerduty_rest::{
     OnCallEntry, OnCallQuery, PAGERDUTY_REST_ACCEPT, PagerDutyRest, rest_clients,
 };
 pub use route_desk::{DeskAnswer, ServiceDeskRoute, route_desks};
-pub use servicenow::{Record, ServiceNowClient};
+pub use servicenow::{ApprovalState, Record, ServiceNowClient, TaskApproval};
 pub use slack::{PostedMessage, SlackApiClient, SlackUser, SlackWebhookClient};
 pub use splunk::{HecAck, HecClient, HecError};
 pub use webhook::{
