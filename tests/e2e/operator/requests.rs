@@ -12,12 +12,13 @@ use libtest_mimic::Failed;
 use opal_operator::controller::requests::{LEDGER_TYPE, WINDOW_INDEX, WindowRecord, entry_name};
 use opal_operator::crd::AccessPolicy;
 use opal_operator::notify::{
-    ChannelConfig, JsmConfig, NotifyConfig, PagerDutyConfig, PagerDutyRestConfig,
+    ChannelConfig, JsmConfig, NotifyConfig, PagerDutyConfig, PagerDutyRestConfig, ServiceNowConfig,
 };
 use opal_operator::opal::model::ApprovalLevel;
 use opal_operator::secret::{SecretKeySelector, SecretRef};
 use opal_operator::sim::notify::jira::{JiraSim, JiraSimConfig, SimApprover};
 use opal_operator::sim::notify::pagerduty::{PagerDutySim, PagerDutySimConfig};
+use opal_operator::sim::notify::servicenow::{ServiceNowSim, ServiceNowSimConfig, SimSnUser};
 use opal_operator::sim::opal::{GrantTarget, NewRequest};
 use opal_operator::standalone::Sources;
 use serde_json::{Value, json};
@@ -33,6 +34,7 @@ pub fn trials() -> Vec<E2eTrial> {
         e2e_trial!(only_a_first_level_on_call_requester_is_approved_at_once),
         e2e_trial!(routed_requests_are_decided_once_by_an_eligible_jsm_approver),
         e2e_trial!(approved_grants_are_cut_to_their_rule_and_removed_once_they_outlive_it),
+        e2e_trial!(requests_routed_to_servicenow_are_decided_by_an_eligible_approval_record),
     ]
 }
 
@@ -862,6 +864,165 @@ async fn approved_grants_are_cut_to_their_rule_and_removed_once_they_outlive_it(
         .any(|(reason, note)| reason == "ExpiredGrantRevoked" && note.contains(&short))
     {
         return Err(format!("no ExpiredGrantRevoked Event names the request: {events:?}").into());
+    }
+    operator.stop().await
+}
+
+/// A ServiceNow user for the approvals: a 32-hex sys_id derived from the email.
+fn sn_user(email: &str) -> SimSnUser {
+    let name = email.split('@').next().unwrap_or_default();
+    let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+    SimSnUser {
+        sys_id: format!("{hex:0<32}").chars().take(32).collect(),
+        user_name: name.to_owned(),
+        email: email.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+/// `Route` to a ServiceNow requested item: the operator opens one RITM per Opal request and
+/// reads its `sysapproval_approver` records. An approval by someone the route does not name is
+/// refused and noted once in the work notes; the requester's HR manager's approval is carried
+/// out in Opal with the RITM number in the comment, and the RITM is closed with the outcome.
+async fn requests_routed_to_servicenow_are_decided_by_an_eligible_approval_record(
+    ctx: TestContext,
+) -> Result<(), Failed> {
+    let manager = sn_user(YARAS_MANAGER);
+    let bystander = sn_user(OTHER_ENGINEER);
+    let sim_config = ServiceNowSimConfig {
+        approvers: vec![bystander.clone(), manager.clone()],
+        approval_tables: vec!["sc_req_item".to_owned()],
+        ..Default::default()
+    };
+    let servicenow = ServiceNowSim::start(sim_config.clone()).await?;
+    credentials(
+        &ctx,
+        "servicenow-credentials",
+        json!({"password": sim_config.password}),
+    )
+    .await?;
+    let notify = NotifyConfig {
+        channels: [(
+            "access-desk".to_owned(),
+            ChannelConfig::ServiceNow(ServiceNowConfig {
+                instance_url: servicenow.instance_url(),
+                username: sim_config.username.clone(),
+                password: SecretRef::SecretKeyRef(SecretKeySelector {
+                    name: "servicenow-credentials".into(),
+                    key: "password".into(),
+                }),
+                table: "sc_req_item".to_owned(),
+                fields: [("assignment_group".to_owned(), "Access".to_owned())].into(),
+                close_fields: [("state".to_owned(), "3".to_owned())].into(),
+            }),
+        )]
+        .into(),
+        outbox: Default::default(),
+    };
+    let mut org =
+        Org::start_with(&ctx.namespace, "10m", Some(serde_json::to_value(&notify)?)).await?;
+    org.manifests
+        .access_policies
+        .push(serde_json::from_value(json!({
+            "apiVersion": "opal-operator.io/v1alpha1",
+            "kind": "AccessPolicy",
+            "metadata": {"name": "servicenow-routed", "namespace": ctx.namespace},
+            "spec": {"requests": [
+                {"name": "break-glass-by-manager", "action": "Route",
+                 "match": {"targets": [{"group": {"name": BREAK_GLASS}}]},
+                 "route": {"channel": "access-desk", "requesterManager": true}},
+            ]},
+        }))?);
+    org.apply_manifests(&ctx.client).await?;
+    let yara = pending(
+        &org,
+        &opal_user_id(&org, ENGINEER)?,
+        group(&org, BREAK_GLASS)?,
+        60,
+    )?;
+    let operator = InProcessOperator::start(
+        &ctx,
+        &org,
+        OperatorOptions {
+            interval: Duration::from_secs(600),
+            lease: true,
+            identity: "e2e-servicenow".into(),
+        },
+    )
+    .await?;
+    let token = entry_name(&yara);
+    let ritm = || {
+        servicenow
+            .records("sc_req_item")
+            .into_iter()
+            .find(|record| record.field("correlation_id") == token)
+    };
+    let opened = eventually("a requested item is opened", DECISION, || async {
+        Ok(ritm())
+    })
+    .await?;
+    if opened.field("assignment_group") != "Access" || opened.field("approval") != "requested" {
+        return Err(format!("unexpected requested item: {:?}", opened.fields).into());
+    }
+    // Someone the route does not name approves first: refused, noted, still pending.
+    if !servicenow.decide_approval(&opened.sys_id, &bystander.sys_id, true) {
+        return Err("no approval record for the bystander".into());
+    }
+    let refusal = |record: &opal_operator::sim::notify::servicenow::SimRecord| {
+        record
+            .entries("work_notes")
+            .iter()
+            .filter(|note| note.contains("is not an approver"))
+            .count()
+    };
+    eventually("the ineligible approval is noted", DECISION, || async {
+        Ok(ritm().filter(|record| refusal(record) == 1).map(drop))
+    })
+    .await?;
+    if status(&org, &yara) != "PENDING" {
+        return Err("an ineligible approval was carried out".into());
+    }
+    // Yara's HR manager approves: carried out once, and the item is closed.
+    servicenow.decide_approval(&opened.sys_id, &manager.sys_id, true);
+    eventually(
+        "the manager's approval is carried out",
+        DECISION,
+        || async { Ok((status(&org, &yara) == "APPROVED").then_some(())) },
+    )
+    .await?;
+    let closed = eventually("the requested item is closed", DECISION, || async {
+        Ok(ritm().filter(|record| record.field("state") == "3"))
+    })
+    .await?;
+    if !closed.field("close_notes").contains("Approved in Opal") {
+        return Err(format!("close notes: {:?}", closed.field("close_notes")).into());
+    }
+    let comments = Sources::from_config(&org.config()?)?
+        .opal
+        .request_comments(&yara)
+        .await?;
+    let number = opened.field("number");
+    if !comments.iter().any(|c| {
+        c.comment.contains(YARAS_MANAGER) && c.comment.contains(&format!("ServiceNow {number}"))
+    }) {
+        return Err(
+            format!("the approval names neither the manager nor {number}: {comments:?}").into(),
+        );
+    }
+    let lists = |org: &Org| org.opal.counters().calls("GET /requests");
+    let seen = lists(&org);
+    eventually("two more passes", DECISION, || async {
+        Ok((lists(&org) >= seen + 2).then_some(()))
+    })
+    .await?;
+    let approvals = org.opal.counters().calls("POST /requests/{id}/approve");
+    let items = servicenow.records("sc_req_item").len();
+    let notes = ritm().map(|record| refusal(&record)).unwrap_or_default();
+    if (approvals, items, notes) != (1, 1, 1) {
+        return Err(format!(
+            "expected one approval, one requested item and one refusal note; saw {approvals}, {items}, {notes}"
+        )
+        .into());
     }
     operator.stop().await
 }

@@ -309,15 +309,17 @@ pub enum Weekday {
     Sun,
 }
 
-/// Where a routed request goes and who may answer it. The operator opens one request in the
-/// channel per Opal request (found again by its label after a restart), polls its approval
-/// every pass (a Jira webhook only makes the poll come sooner), and carries out the first
-/// eligible answer in Opal; answers from anyone else are noted on the ticket and ignored.
+/// Where a routed request goes and who may answer it. The operator opens one ticket in the
+/// channel per Opal request (found again by its label or `correlation_id` after a restart),
+/// polls its approvals every pass (a Jira webhook only makes the poll come sooner), and carries
+/// out the first eligible answer in Opal; answers from anyone else are noted on the ticket and
+/// ignored.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteSpec {
-    /// A `jiraServiceManagement` channel in the operator config; the request's approval in JSM
-    /// decides.
+    /// A `jiraServiceManagement` channel (the JSM request's approval decides) or a
+    /// `serviceNow` channel whose table has approvals, such as `sc_req_item` (its
+    /// `sysapproval_approver` records decide) in the operator config.
     #[schemars(length(min = 1, max = 253))]
     pub channel: String,
     /// Emails of the people who may decide. With neither `approvers` nor `requesterManager`,

@@ -94,7 +94,9 @@ pub use pagerduty::{AlertEvent, AlertPayload, EventAction, PagerDutyClient, Page
 pub use pagerduty_rest::{
     OnCallEntry, OnCallQuery, PAGERDUTY_REST_ACCEPT, PagerDutyRest, rest_clients,
 };
-pub use route_desk::{DeskAnswer, ServiceDeskRoute, route_desks};
+pub use route_desk::{
+    DeskAnswer, RouteDesk, RouteTicket, ServiceDeskRoute, ServiceNowRoute, route_desks,
+};
 pub use servicenow::{ApprovalState, Record, ServiceNowClient, TaskApproval};
 pub use slack::{PostedMessage, SlackApiClient, SlackUser, SlackWebhookClient};
 pub use splunk::{HecAck, HecClient, HecError};

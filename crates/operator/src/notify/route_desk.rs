@@ -1,6 +1,7 @@
-//! Where routed access requests are answered: a Jira Service Management request per Opal
-//! request, labelled with the request's token so that a retry or a restart finds it instead of
-//! opening a second one, and decided by its JSM approval.
+//! Where routed access requests are answered: one ticket per Opal request, marked with the
+//! request's token (a Jira label, a ServiceNow `correlation_id`) so that a retry or a restart
+//! finds it instead of opening a second one, and decided by the ticket system's own approvals
+//! (JSM approvals, ServiceNow `sysapproval_approver` records).
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,15 @@ use super::channel::resolve_secret;
 use super::config::{ChannelConfig, ChannelKind, NotifyConfig};
 use super::error::NotifyError;
 use super::jira::{ApprovalDecision, JiraClient, NewRequest};
+use super::servicenow::{ApprovalState, ServiceNowClient};
 use crate::secret::KubeSecretSource;
+
+/// A channel that takes routed requests.
+#[derive(Clone, Debug)]
+pub enum RouteDesk {
+    ServiceDesk(ServiceDeskRoute),
+    ServiceNow(ServiceNowRoute),
+}
 
 /// A JSM channel that takes routed requests.
 #[derive(Clone, Debug)]
@@ -22,46 +31,134 @@ pub struct ServiceDeskRoute {
     resolve_transition: Option<String>,
 }
 
-/// The final answer of a routed request's approval.
+/// A ServiceNow channel whose table (a requested item, say) has approvals.
+#[derive(Clone, Debug)]
+pub struct ServiceNowRoute {
+    client: ServiceNowClient,
+    table: String,
+    fields: BTreeMap<String, String>,
+    close_fields: BTreeMap<String, String>,
+}
+
+/// A routed request's ticket: what the ticket system addresses it by, and what people call it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteTicket {
+    /// Jira issue key or ServiceNow `sys_id`.
+    pub id: String,
+    /// Jira issue key or ServiceNow number.
+    pub display: String,
+}
+
+/// A decided approval on a routed request's ticket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeskAnswer {
     pub approve: bool,
-    /// The email JSM reports for the approver whose decision matches the final one.
+    /// The email the ticket system reports for the person who decided.
     pub decider_email: Option<String>,
 }
 
-/// A route desk for every `jiraServiceManagement` channel, by channel name; the first
-/// credential that cannot be read fails the whole set.
+/// A route desk for every `jiraServiceManagement` and `serviceNow` channel, by channel name;
+/// the first credential that cannot be read fails the whole set.
 pub async fn route_desks(
     config: &NotifyConfig,
     kube: &dyn KubeSecretSource,
-) -> Result<BTreeMap<String, ServiceDeskRoute>, NotifyError> {
+) -> Result<BTreeMap<String, RouteDesk>, NotifyError> {
     let http = super::http::build_client(&config.outbox)?;
     let mut desks = BTreeMap::new();
     for (name, channel) in &config.channels {
-        if let ChannelConfig::JiraServiceManagement(jsm) = channel {
-            let token = resolve_secret(name, &jsm.api_token, kube).await?;
-            let client = JiraClient::new(
-                http.clone(),
-                name,
-                ChannelKind::JiraServiceManagement,
-                &jsm.url,
-                &jsm.email,
-                &token,
-            )?;
-            desks.insert(
-                name.clone(),
-                ServiceDeskRoute {
+        let desk = match channel {
+            ChannelConfig::JiraServiceManagement(jsm) => {
+                let token = resolve_secret(name, &jsm.api_token, kube).await?;
+                let client = JiraClient::new(
+                    http.clone(),
+                    name,
+                    ChannelKind::JiraServiceManagement,
+                    &jsm.url,
+                    &jsm.email,
+                    &token,
+                )?;
+                RouteDesk::ServiceDesk(ServiceDeskRoute {
                     client,
                     service_desk_id: jsm.service_desk_id.clone(),
                     request_type_id: jsm.request_type_id.clone(),
                     raise_on_behalf_of: jsm.raise_on_behalf_of.clone(),
                     resolve_transition: jsm.resolve_transition.clone(),
-                },
-            );
-        }
+                })
+            }
+            ChannelConfig::ServiceNow(snow) => {
+                let password = resolve_secret(name, &snow.password, kube).await?;
+                let client = ServiceNowClient::new(
+                    http.clone(),
+                    name,
+                    &snow.instance_url,
+                    &snow.username,
+                    &password,
+                )?;
+                RouteDesk::ServiceNow(ServiceNowRoute {
+                    client,
+                    table: snow.table.clone(),
+                    fields: snow.fields.clone(),
+                    close_fields: snow.close_fields.clone(),
+                })
+            }
+            _ => continue,
+        };
+        desks.insert(name.clone(), desk);
     }
     Ok(desks)
+}
+
+impl RouteDesk {
+    /// The ticket system, for people: `Jira Service Management ITSD-4`.
+    pub fn place(&self, ticket: &str) -> String {
+        match self {
+            RouteDesk::ServiceDesk(_) => format!("Jira Service Management {ticket}"),
+            RouteDesk::ServiceNow(_) => format!("ServiceNow {ticket}"),
+        }
+    }
+
+    /// The ticket carrying `token`, opened now if none exists.
+    pub async fn open(
+        &self,
+        token: &str,
+        summary: &str,
+        description: &str,
+    ) -> Result<RouteTicket, NotifyError> {
+        match self {
+            RouteDesk::ServiceDesk(desk) => desk.open(token, summary, description).await,
+            RouteDesk::ServiceNow(desk) => desk.open(token, summary, description).await,
+        }
+    }
+
+    /// The decided approvals on the ticket, in the order they were decided.
+    pub async fn answers(&self, ticket: &str) -> Result<Vec<DeskAnswer>, NotifyError> {
+        match self {
+            RouteDesk::ServiceDesk(desk) => desk.answers(ticket).await,
+            RouteDesk::ServiceNow(desk) => desk.answers(ticket).await,
+        }
+    }
+
+    /// Notes `text` on the ticket unless a note already contains `marker`; true when it noted
+    /// now.
+    pub async fn note_once(
+        &self,
+        ticket: &str,
+        marker: &str,
+        text: &str,
+    ) -> Result<bool, NotifyError> {
+        match self {
+            RouteDesk::ServiceDesk(desk) => desk.note_once(ticket, marker, text).await,
+            RouteDesk::ServiceNow(desk) => desk.note_once(ticket, marker, text).await,
+        }
+    }
+
+    /// Closes the ticket with `text`; one already closed is left as it is.
+    pub async fn close(&self, ticket: &str, token: &str, text: &str) -> Result<(), NotifyError> {
+        match self {
+            RouteDesk::ServiceDesk(desk) => desk.close(ticket, token, text).await,
+            RouteDesk::ServiceNow(desk) => desk.close(ticket, token, text).await,
+        }
+    }
 }
 
 fn adf_paragraph(text: &str) -> Value {
@@ -73,15 +170,19 @@ fn adf_paragraph(text: &str) -> Value {
 }
 
 impl ServiceDeskRoute {
-    /// The JSM request carrying `token`, opened now if none exists; returns its issue key.
-    pub async fn open(
+    /// The JSM request carrying `token`, opened now if none exists.
+    async fn open(
         &self,
         token: &str,
         summary: &str,
         description: &str,
-    ) -> Result<String, NotifyError> {
+    ) -> Result<RouteTicket, NotifyError> {
+        let ticket = |key: String| RouteTicket {
+            id: key.clone(),
+            display: key,
+        };
         if let Some(found) = self.client.find_by_label(token).await? {
-            return Ok(found.key);
+            return Ok(ticket(found.key));
         }
         let created = self
             .client
@@ -94,38 +195,36 @@ impl ServiceDeskRoute {
                 raise_on_behalf_of: self.raise_on_behalf_of.clone(),
             })
             .await?;
-        Ok(created.key)
+        Ok(ticket(created.key))
     }
 
-    /// The first decided approval on the request, if any.
-    pub async fn answer(&self, key: &str) -> Result<Option<DeskAnswer>, NotifyError> {
+    /// The request's decided approvals, as JSM lists them.
+    async fn answers(&self, key: &str) -> Result<Vec<DeskAnswer>, NotifyError> {
         let approvals = self.client.approvals(key).await?;
-        Ok(approvals.iter().find_map(|approval| {
-            let approve = match approval.final_decision {
-                ApprovalDecision::Approved => true,
-                ApprovalDecision::Declined => false,
-                ApprovalDecision::Pending => return None,
-            };
-            let decider_email = approval
-                .approvers
-                .iter()
-                .find(|approver| approver.decision == approval.final_decision)
-                .and_then(|approver| approver.email.clone());
-            Some(DeskAnswer {
-                approve,
-                decider_email,
+        Ok(approvals
+            .iter()
+            .filter_map(|approval| {
+                let approve = match approval.final_decision {
+                    ApprovalDecision::Approved => true,
+                    ApprovalDecision::Declined => false,
+                    ApprovalDecision::Pending => return None,
+                };
+                let decider_email = approval
+                    .approvers
+                    .iter()
+                    .find(|approver| approver.decision == approval.final_decision)
+                    .and_then(|approver| approver.email.clone());
+                Some(DeskAnswer {
+                    approve,
+                    decider_email,
+                })
             })
-        }))
+            .collect())
     }
 
     /// Comments `text` on the request unless a comment already contains `marker`; true when
     /// it commented now.
-    pub async fn note_once(
-        &self,
-        key: &str,
-        marker: &str,
-        text: &str,
-    ) -> Result<bool, NotifyError> {
+    async fn note_once(&self, key: &str, marker: &str, text: &str) -> Result<bool, NotifyError> {
         if self.client.has_comment_containing(key, marker).await? {
             return Ok(false);
         }
@@ -137,7 +236,7 @@ impl ServiceDeskRoute {
 
     /// Resolves the request with `text` as the resolution comment; one already done (closed
     /// before a restart could record it) is left as it is.
-    pub async fn close(&self, key: &str, token: &str, text: &str) -> Result<(), NotifyError> {
+    async fn close(&self, key: &str, token: &str, text: &str) -> Result<(), NotifyError> {
         if self
             .client
             .find_by_label(token)
@@ -153,5 +252,89 @@ impl ServiceDeskRoute {
                 Some(&adf_paragraph(text)),
             )
             .await
+    }
+}
+
+impl ServiceNowRoute {
+    /// The record carrying `token` as its `correlation_id`, created now if none exists.
+    async fn open(
+        &self,
+        token: &str,
+        summary: &str,
+        description: &str,
+    ) -> Result<RouteTicket, NotifyError> {
+        let record = match self
+            .client
+            .find_by_correlation_id(&self.table, token)
+            .await?
+        {
+            Some(record) => record,
+            None => {
+                let mut fields = self.fields.clone();
+                fields.insert("short_description".to_owned(), summary.to_owned());
+                fields.insert("description".to_owned(), description.to_owned());
+                fields.insert("correlation_id".to_owned(), token.to_owned());
+                fields.insert("correlation_display".to_owned(), "opal-operator".to_owned());
+                self.client.create(&self.table, &fields).await?
+            }
+        };
+        Ok(RouteTicket {
+            display: if record.number.is_empty() {
+                record.sys_id.clone()
+            } else {
+                record.number
+            },
+            id: record.sys_id,
+        })
+    }
+
+    /// The record's approved and rejected approvals, oldest decision first, each with its
+    /// approver's email.
+    async fn answers(&self, sys_id: &str) -> Result<Vec<DeskAnswer>, NotifyError> {
+        let mut answers = Vec::new();
+        for approval in self.client.approvals(sys_id).await? {
+            let approve = match approval.state {
+                ApprovalState::Approved => true,
+                ApprovalState::Rejected => false,
+                _ => continue,
+            };
+            let decider_email = match &approval.approver_sys_id {
+                Some(approver) => self.client.user_email(approver).await?,
+                None => None,
+            };
+            answers.push(DeskAnswer {
+                approve,
+                decider_email,
+            });
+        }
+        Ok(answers)
+    }
+
+    async fn note_once(&self, sys_id: &str, marker: &str, text: &str) -> Result<bool, NotifyError> {
+        if self
+            .client
+            .work_notes_contain(&self.table, sys_id, marker)
+            .await?
+        {
+            return Ok(false);
+        }
+        let note = BTreeMap::from([("work_notes".to_owned(), format!("{text} {marker}"))]);
+        self.client.update(&self.table, sys_id, &note).await?;
+        Ok(true)
+    }
+
+    async fn close(&self, sys_id: &str, token: &str, text: &str) -> Result<(), NotifyError> {
+        let closed = self
+            .client
+            .find_by_correlation_id(&self.table, token)
+            .await?
+            .is_some_and(|record| record.active == "false");
+        if closed {
+            return Ok(());
+        }
+        let mut fields = self.close_fields.clone();
+        fields.insert("close_notes".to_owned(), text.to_owned());
+        self.client.update(&self.table, sys_id, &fields).await?;
+        Ok(())
     }
 }

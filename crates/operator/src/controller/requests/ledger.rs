@@ -117,8 +117,11 @@ pub struct RouteRecord {
     pub approvers: Vec<String>,
     pub requester_manager: bool,
     pub wait_seconds: Option<i64>,
-    /// The ticket's key once it is open.
+    /// The ticket's id once it is open (a Jira key, a ServiceNow `sys_id`).
     pub ticket: Option<String>,
+    /// What people call the ticket, when that is not its id (a ServiceNow number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_display: Option<String>,
     pub routed_at: Option<DateTime<Utc>>,
     /// The ticket has been closed with the outcome.
     pub closed: bool,
@@ -141,6 +144,7 @@ impl RouteRecord {
             requester_manager: plan.requester_manager,
             wait_seconds: plan.wait_at_most.map(|wait| wait.num_seconds()),
             ticket: None,
+            ticket_display: None,
             routed_at: None,
             closed: false,
         }

@@ -31,7 +31,7 @@ use crate::engine::{
     lockdowns_on_request,
 };
 use crate::metrics::Metrics;
-use crate::notify::{OnCallQuery, PagerDutyRest, ServiceDeskRoute};
+use crate::notify::{OnCallQuery, PagerDutyRest, RouteDesk};
 use crate::opal::model::{ApprovalLevel, Request, RequestStatus, RiskSensitivity};
 use crate::opal::{Client as OpalClient, OpalError, RequestFilter};
 use crate::webhooks::Doorbell;
@@ -45,7 +45,7 @@ pub enum RequestError {
     Ledger(#[from] LedgerError),
     #[error("lost the lease before acting on request {0}; the new leader resumes its entry")]
     NotLeader(String),
-    #[error("route: no jiraServiceManagement channel {0:?} in the operator config")]
+    #[error("route: no jiraServiceManagement or serviceNow channel {0:?} in the operator config")]
     NoDesk(String),
     #[error("route: {0}")]
     Desk(#[from] crate::notify::NotifyError),
@@ -73,7 +73,7 @@ pub struct RequestContext {
     /// Asked right before approving or denying, so a replica that lost the lease stops.
     pub leadership: Leadership,
     /// Route desks by channel name, for `action: Route`.
-    pub desks: BTreeMap<String, ServiceDeskRoute>,
+    pub desks: BTreeMap<String, RouteDesk>,
     /// Each decision is an Event on the AccessPolicy (or Lockdown) that made it.
     pub events: EventSink,
     /// How long an approved grant may still show in Opal after its window before it is

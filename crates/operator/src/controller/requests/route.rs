@@ -82,10 +82,12 @@ pub(super) async fn start(
         .await
         .unwrap_or_else(|| request.requester_id.clone());
     let (summary, description) = describe(request, &requester, &entry);
-    let ticket = desk
+    let opened = desk
         .open(&ticket_token(&entry.request_id), &summary, &description)
         .await?;
-    route.ticket = Some(ticket.clone());
+    let ticket = opened.display.clone();
+    route.ticket = Some(opened.id.clone());
+    route.ticket_display = (opened.display != opened.id).then_some(opened.display);
     route.routed_at = Some(Utc::now());
     entry.route = Some(route.clone());
     entry.phase = Phase::Routed;
@@ -154,58 +156,63 @@ async fn wait(context: &RequestContext, mut entry: Entry) -> Result<(), RequestE
         );
         return settle(context, &entry.request_id).await;
     }
-    let place = format!("Jira Service Management {ticket}");
+    let shown = route
+        .ticket_display
+        .clone()
+        .unwrap_or_else(|| ticket.clone());
+    let place = desk.place(&shown);
     let decided_by = format!("AccessPolicy {} rule {:?}", entry.decided_by, entry.rule);
-    let judgment = match desk.answer(&ticket).await? {
-        Some(answer) => {
-            let decider_user_id = match &answer.decider_email {
-                Some(email) => context
-                    .opal
-                    .user_by_email(email)
-                    .await?
-                    .map(|user| user.user_id),
-                None => None,
-            };
-            let manager = manager_email(context, &request).await;
-            Some(judge_route_answer(
-                &route.plan(),
-                &RouteAnswer {
-                    approve: answer.approve,
-                    decider_email: answer.decider_email,
-                    decider_user_id,
-                    place: place.clone(),
-                },
-                &request.requester_id,
-                manager.as_deref(),
-                &decided_by,
-            ))
-        }
-        None => None,
-    };
-    let (approve, comment) = match judgment {
-        Some(RouteJudgment::Carry { approve, comment }) => (approve, comment),
-        Some(RouteJudgment::Refuse { reason }) => {
-            let noted = desk
-                .note_once(
-                    &ticket,
-                    &format!("[opal-operator refused: {reason}]"),
-                    "This answer was not carried out in Opal; the request still waits for an eligible approver.",
-                )
-                .await?;
-            if noted {
-                announce(
-                    context,
-                    &entry,
-                    true,
-                    "RouteAnswerRefused",
-                    format!("request {} in {ticket}: {reason}", entry.request_id),
-                );
+    let manager = manager_email(context, &request).await;
+    let mut carried = None;
+    // The first eligible answer decides; each ineligible one before it is noted once.
+    for answer in desk.answers(&ticket).await? {
+        let decider_user_id = match &answer.decider_email {
+            Some(email) => context
+                .opal
+                .user_by_email(email)
+                .await?
+                .map(|user| user.user_id),
+            None => None,
+        };
+        let judgment = judge_route_answer(
+            &route.plan(),
+            &RouteAnswer {
+                approve: answer.approve,
+                decider_email: answer.decider_email,
+                decider_user_id,
+                place: place.clone(),
+            },
+            &request.requester_id,
+            manager.as_deref(),
+            &decided_by,
+        );
+        match judgment {
+            RouteJudgment::Carry { approve, comment } => {
+                carried = Some((approve, comment));
+                break;
             }
-            if !expired(&entry) {
-                return Ok(());
+            RouteJudgment::Refuse { reason } => {
+                let noted = desk
+                    .note_once(
+                        &ticket,
+                        &format!("[opal-operator refused: {reason}]"),
+                        "This answer was not carried out in Opal; the request still waits for an eligible approver.",
+                    )
+                    .await?;
+                if noted {
+                    announce(
+                        context,
+                        &entry,
+                        true,
+                        "RouteAnswerRefused",
+                        format!("request {} in {shown}: {reason}", entry.request_id),
+                    );
+                }
             }
-            (false, timeout_comment(&entry, &place, &decided_by))
         }
+    }
+    let (approve, comment) = match carried {
+        Some(carried) => carried,
         None if expired(&entry) => (false, timeout_comment(&entry, &place, &decided_by)),
         None => return Ok(()),
     };
