@@ -271,6 +271,14 @@ async fn access_policy_admission(ctx: TestContext) -> Result<(), Failed> {
             vec!["route is required when action is Route"],
         ),
         (
+            json!({"requests": [{"name": "r", "action": "Route", "route": {"channel": "jsm", "waitAtMost": "1h", "escalation": {"pagerDuty": "pd", "after": "2h"}}}]}),
+            vec!["escalation.after must be shorter than waitAtMost"],
+        ),
+        (
+            json!({"requests": [{"name": "r", "action": "Route", "route": {"channel": "jsm", "escalation": {"pagerDuty": "pd", "after": "-5m"}}}]}),
+            vec!["escalation.after must be a positive duration"],
+        ),
+        (
             json!({"requests": [{"name": "r", "action": "Deny", "grantAtMost": "1h"}]}),
             vec!["grantAtMost limits approvals"],
         ),

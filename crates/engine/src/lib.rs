@@ -24,8 +24,9 @@ pub use records::{ChangeAction, PendingChange, RevokedGrant, Sensitivity, Target
 pub use requests::{
     ApprovedWindow, BusinessWindow, HeldGrant, OnCallAnswer, OnCallCondition, PolicyRequestRules,
     RequestConditions, RequestDecision, RequestFacts, RequestRule, RequestVerdict, RequestedTarget,
-    RouteAnswer, RouteJudgment, RoutePlan, WindowStep, approved_window, decide_request,
-    judge_route_answer, lockdowns_on_request, route_expired, window_step,
+    RouteAnswer, RouteEscalation, RouteJudgment, RoutePlan, WindowStep, approved_window,
+    decide_request, escalation_due, judge_route_answer, lockdowns_on_request, route_expired,
+    window_step,
 };
 pub use restore::{RestoreDecision, RestoreDeferred, RestoreSkip, plan_restore};
 pub use rules::{

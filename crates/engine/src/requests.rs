@@ -36,6 +36,17 @@ pub struct RoutePlan {
     pub requester_manager: bool,
     /// How long the request may wait for an eligible answer before it is denied.
     pub wait_at_most: Option<Duration>,
+    /// Who is paged when the request waits too long.
+    pub escalation: Option<RouteEscalation>,
+}
+
+/// Paging the on-call responders of a PagerDuty service about a request that waits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteEscalation {
+    /// The PagerDuty channel whose REST credentials and service open the incident.
+    pub channel: String,
+    /// How long the request waits without an eligible answer before the page.
+    pub after: Duration,
 }
 
 /// An answer read back from the channel a request was routed to.
@@ -210,6 +221,13 @@ pub fn window_step(
         },
         _ => WindowStep::Done,
     }
+}
+
+/// Whether a request routed at `routed_at` has waited long enough to page its escalation.
+pub fn escalation_due(plan: &RoutePlan, routed_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    plan.escalation
+        .as_ref()
+        .is_some_and(|escalation| now.signed_duration_since(routed_at) >= escalation.after)
 }
 
 impl RequestVerdict {

@@ -728,6 +728,7 @@ fn a_routed_answer_counts_only_from_an_eligible_opal_user_who_did_not_ask() {
         approvers: vec!["olivia.chen@example.com".to_owned()],
         requester_manager: true,
         wait_at_most: None,
+        escalation: None,
     };
     let open = RoutePlan {
         channel: "jsm".to_owned(),
@@ -1009,4 +1010,31 @@ fn window_steps_cut_then_remove_only_what_outlived_the_window() {
         WindowStep::Done
     );
     assert_eq!(step(&plain, false, HeldGrant::Absent, at), WindowStep::Wait);
+}
+
+#[test]
+fn an_escalation_is_due_once_its_wait_is_over() {
+    let routed = now();
+    let plan = RoutePlan {
+        escalation: Some(RouteEscalation {
+            channel: "pd".to_owned(),
+            after: Duration::minutes(30),
+        }),
+        ..Default::default()
+    };
+    assert!(!escalation_due(
+        &plan,
+        routed,
+        routed + Duration::minutes(29)
+    ));
+    assert!(escalation_due(
+        &plan,
+        routed,
+        routed + Duration::minutes(30)
+    ));
+    assert!(!escalation_due(
+        &RoutePlan::default(),
+        routed,
+        routed + Duration::days(30)
+    ));
 }

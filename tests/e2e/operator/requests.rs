@@ -17,7 +17,7 @@ use opal_operator::notify::{
 use opal_operator::opal::model::ApprovalLevel;
 use opal_operator::secret::{SecretKeySelector, SecretRef};
 use opal_operator::sim::notify::jira::{JiraSim, JiraSimConfig, SimApprover};
-use opal_operator::sim::notify::pagerduty::{PagerDutySim, PagerDutySimConfig};
+use opal_operator::sim::notify::pagerduty::{IncidentStatus, PagerDutySim, PagerDutySimConfig};
 use opal_operator::sim::notify::servicenow::{ServiceNowSim, ServiceNowSimConfig, SimSnUser};
 use opal_operator::sim::opal::{GrantTarget, NewRequest};
 use opal_operator::standalone::Sources;
@@ -868,6 +868,9 @@ async fn approved_grants_are_cut_to_their_rule_and_removed_once_they_outlive_it(
     operator.stop().await
 }
 
+/// The PagerDuty service waiting requests are paged on.
+const ACCESS_SERVICE: &str = "PACCESS1";
+
 /// A ServiceNow user for the approvals: a 32-hex sys_id derived from the email.
 fn sn_user(email: &str) -> SimSnUser {
     let name = email.split('@').next().unwrap_or_default();
@@ -884,6 +887,8 @@ fn sn_user(email: &str) -> SimSnUser {
 /// reads its `sysapproval_approver` records. An approval by someone the route does not name is
 /// refused and noted once in the work notes; the requester's HR manager's approval is carried
 /// out in Opal with the RITM number in the comment, and the RITM is closed with the outcome.
+/// Waiting past the route's escalation pages PagerDuty once; the incident is resolved with the
+/// outcome.
 async fn requests_routed_to_servicenow_are_decided_by_an_eligible_approval_record(
     ctx: TestContext,
 ) -> Result<(), Failed> {
@@ -901,21 +906,48 @@ async fn requests_routed_to_servicenow_are_decided_by_an_eligible_approval_recor
         json!({"password": sim_config.password}),
     )
     .await?;
+    let pagerduty = PagerDutySim::start(PagerDutySimConfig::default()).await?;
+    pagerduty.add_user(FIRST_RESPONDER, "First Responder");
+    credentials(
+        &ctx,
+        "pagerduty-credentials",
+        json!({
+            "routing-key": PagerDutySimConfig::default().routing_keys[0],
+            "api-key": pagerduty.api_key(),
+        }),
+    )
+    .await?;
+    let pager = ChannelConfig::PagerDuty(PagerDutyConfig {
+        events_url: pagerduty.events_url(),
+        routing_key: pagerduty_secret_ref("routing-key"),
+        source: "opal-operator".into(),
+        component: None,
+        group: None,
+        rest: Some(PagerDutyRestConfig {
+            api_url: pagerduty.rest_url(),
+            api_key: pagerduty_secret_ref("api-key"),
+            from_email: Some(FIRST_RESPONDER.to_owned()),
+            service_id: Some(ACCESS_SERVICE.to_owned()),
+        }),
+    });
     let notify = NotifyConfig {
-        channels: [(
-            "access-desk".to_owned(),
-            ChannelConfig::ServiceNow(ServiceNowConfig {
-                instance_url: servicenow.instance_url(),
-                username: sim_config.username.clone(),
-                password: SecretRef::SecretKeyRef(SecretKeySelector {
-                    name: "servicenow-credentials".into(),
-                    key: "password".into(),
+        channels: [
+            ("pager".to_owned(), pager),
+            (
+                "access-desk".to_owned(),
+                ChannelConfig::ServiceNow(ServiceNowConfig {
+                    instance_url: servicenow.instance_url(),
+                    username: sim_config.username.clone(),
+                    password: SecretRef::SecretKeyRef(SecretKeySelector {
+                        name: "servicenow-credentials".into(),
+                        key: "password".into(),
+                    }),
+                    table: "sc_req_item".to_owned(),
+                    fields: [("assignment_group".to_owned(), "Access".to_owned())].into(),
+                    close_fields: [("state".to_owned(), "3".to_owned())].into(),
                 }),
-                table: "sc_req_item".to_owned(),
-                fields: [("assignment_group".to_owned(), "Access".to_owned())].into(),
-                close_fields: [("state".to_owned(), "3".to_owned())].into(),
-            }),
-        )]
+            ),
+        ]
         .into(),
         outbox: Default::default(),
     };
@@ -930,7 +962,8 @@ async fn requests_routed_to_servicenow_are_decided_by_an_eligible_approval_recor
             "spec": {"requests": [
                 {"name": "break-glass-by-manager", "action": "Route",
                  "match": {"targets": [{"group": {"name": BREAK_GLASS}}]},
-                 "route": {"channel": "access-desk", "requesterManager": true}},
+                 "route": {"channel": "access-desk", "requesterManager": true,
+                           "escalation": {"pagerDuty": "pager", "after": "2s"}}},
             ]},
         }))?);
     org.apply_manifests(&ctx.client).await?;
@@ -982,6 +1015,21 @@ async fn requests_routed_to_servicenow_are_decided_by_an_eligible_approval_recor
     if status(&org, &yara) != "PENDING" {
         return Err("an ineligible approval was carried out".into());
     }
+    // Still without an eligible answer after the escalation's wait: the on-call is paged.
+    let paged = eventually("the waiting request is paged", DECISION, || async {
+        Ok(pagerduty.incidents().into_iter().next())
+    })
+    .await?;
+    if paged.incident_key.as_deref() != Some(token.as_str())
+        || paged.service_id != ACCESS_SERVICE
+        || !paged
+            .details
+            .as_deref()
+            .unwrap_or_default()
+            .contains(opened.field("number"))
+    {
+        return Err(format!("unexpected incident: {paged:?}").into());
+    }
     // Yara's HR manager approves: carried out once, and the item is closed.
     servicenow.decide_approval(&opened.sys_id, &manager.sys_id, true);
     eventually(
@@ -1018,11 +1066,32 @@ async fn requests_routed_to_servicenow_are_decided_by_an_eligible_approval_recor
     let approvals = org.opal.counters().calls("POST /requests/{id}/approve");
     let items = servicenow.records("sc_req_item").len();
     let notes = ritm().map(|record| refusal(&record)).unwrap_or_default();
-    if (approvals, items, notes) != (1, 1, 1) {
+    let incidents = pagerduty.incidents();
+    if (approvals, items, notes, incidents.len()) != (1, 1, 1, 1) {
         return Err(format!(
-            "expected one approval, one requested item and one refusal note; saw {approvals}, {items}, {notes}"
+            "expected one approval, requested item, refusal note and incident; saw {approvals}, {items}, {notes}, {}",
+            incidents.len()
         )
         .into());
+    }
+    let incident = &incidents[0];
+    if incident.status != IncidentStatus::Resolved
+        || !incident
+            .notes
+            .iter()
+            .any(|note| note.content.contains("Approved in Opal"))
+    {
+        return Err(format!("the page was not resolved with the outcome: {incident:?}").into());
+    }
+    let policy = api::<AccessPolicy>(&ctx.client, &ctx.namespace)
+        .get("servicenow-routed")
+        .await?;
+    let events = events_for(&ctx.client, &policy).await?;
+    if !events
+        .iter()
+        .any(|(reason, note)| reason == "RequestEscalated" && note.contains(&yara))
+    {
+        return Err(format!("no RequestEscalated Event: {events:?}").into());
     }
     operator.stop().await
 }

@@ -316,6 +316,7 @@ pub enum Weekday {
 /// ignored.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.escalation) || !has(self.waitAtMost) || duration(self.escalation.after) < duration(self.waitAtMost)").message("escalation.after must be shorter than waitAtMost, or the request is denied before anyone is paged"))]
 pub struct RouteSpec {
     /// A `jiraServiceManagement` channel (the JSM request's approval decides) or a
     /// `serviceNow` channel whose table has approvals, such as `sc_req_item` (its
@@ -337,6 +338,27 @@ pub struct RouteSpec {
     #[schemars(length(max = 64))]
     #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("waitAtMost must be a positive duration such as 4h"))]
     pub wait_at_most: Option<String>,
+    /// Pages the on-call responders when the request has waited this long without an
+    /// eligible answer; it keeps waiting (until `waitAtMost`, if set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<RouteEscalationSpec>,
+}
+
+/// One PagerDuty incident per waiting request, opened on the channel's `rest.serviceId` with
+/// the request's ledger name as its incident key (so it is opened once), noting the ticket,
+/// and resolved with the outcome when the request is decided.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteEscalationSpec {
+    /// A `pagerDuty` channel in the operator config with `rest` credentials, `fromEmail` and
+    /// `serviceId`.
+    #[schemars(length(min = 1, max = 253))]
+    pub pager_duty: String,
+    /// How long the request waits without an eligible answer before the page (a Go duration
+    /// such as `30m`).
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("escalation.after must be a positive duration such as 30m"))]
+    pub after: String,
 }
 
 /// Desired Opal settings for a set of groups or resources.

@@ -4,7 +4,7 @@
 
 use crate::engine::{
     BusinessWindow, ObjectKey, OnCallCondition, PolicyRequestRules, RequestConditions,
-    RequestRule as EngineRequestRule, RequestVerdict, RoutePlan,
+    RequestRule as EngineRequestRule, RequestVerdict, RouteEscalation, RoutePlan,
 };
 use crate::engine::{
     CompiledSelector, Enforcement as EngineEnforcement, GrantRule, LevelRef, LockEnd, LockScope,
@@ -300,6 +300,18 @@ impl RequestRule {
                     &format!("{at}.route.waitAtMost"),
                     route.wait_at_most.as_ref(),
                 )?,
+                escalation: route
+                    .escalation
+                    .as_ref()
+                    .map(|escalation| {
+                        parse_go_duration(&escalation.after)
+                            .map_err(|e| format!("{at}.route.escalation.after: {e}"))
+                            .map(|after| RouteEscalation {
+                                channel: escalation.pager_duty.clone(),
+                                after,
+                            })
+                    })
+                    .transpose()?,
             }),
             (RequestAction::Route, None) => {
                 return Err(format!("{at}.route: required when action is Route"));

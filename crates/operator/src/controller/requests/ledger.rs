@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use sha2::{Digest, Sha256};
 
-use crate::engine::{ApprovedWindow, RoutePlan, TargetKind};
+use crate::engine::{ApprovedWindow, RouteEscalation, RoutePlan, TargetKind};
 
 /// The Secret type that marks a ledger entry.
 pub const LEDGER_TYPE: &str = "opal-operator.io/request-ledger";
@@ -125,6 +125,17 @@ pub struct RouteRecord {
     pub routed_at: Option<DateTime<Utc>>,
     /// The ticket has been closed with the outcome.
     pub closed: bool,
+    /// The PagerDuty channel paged when the request waits `escalate_after_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_after_seconds: Option<i64>,
+    /// The incident opened by the escalation, once it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+    /// The incident has been resolved with the outcome.
+    #[serde(default)]
+    pub incident_resolved: bool,
 }
 
 impl RouteRecord {
@@ -134,6 +145,14 @@ impl RouteRecord {
             approvers: self.approvers.clone(),
             requester_manager: self.requester_manager,
             wait_at_most: self.wait_seconds.map(chrono::Duration::seconds),
+            escalation: self
+                .escalation_channel
+                .clone()
+                .zip(self.escalate_after_seconds)
+                .map(|(channel, after)| RouteEscalation {
+                    channel,
+                    after: chrono::Duration::seconds(after),
+                }),
         }
     }
 
@@ -147,6 +166,16 @@ impl RouteRecord {
             ticket_display: None,
             routed_at: None,
             closed: false,
+            escalation_channel: plan
+                .escalation
+                .as_ref()
+                .map(|escalation| escalation.channel.clone()),
+            escalate_after_seconds: plan
+                .escalation
+                .as_ref()
+                .map(|escalation| escalation.after.num_seconds()),
+            incident: None,
+            incident_resolved: false,
         }
     }
 }
@@ -464,6 +493,10 @@ mod tests {
                     approvers: vec!["olivia.chen@example.com".to_owned()],
                     requester_manager: true,
                     wait_at_most: Some(chrono::Duration::hours(4)),
+                    escalation: Some(RouteEscalation {
+                        channel: "pd".to_owned(),
+                        after: chrono::Duration::minutes(30),
+                    }),
                 })
             }),
             ..entry.clone()

@@ -47,6 +47,10 @@ pub enum RequestError {
     NotLeader(String),
     #[error("route: no jiraServiceManagement or serviceNow channel {0:?} in the operator config")]
     NoDesk(String),
+    #[error(
+        "route escalation: no pagerDuty channel {0:?} with rest credentials in the operator config"
+    )]
+    NoPager(String),
     #[error("route: {0}")]
     Desk(#[from] crate::notify::NotifyError),
 }
@@ -68,7 +72,7 @@ pub struct RequestContext {
     pub views: watch::Receiver<Option<Arc<SyncView>>>,
     pub metrics: Arc<Metrics>,
     pub operator_namespace: String,
-    /// PagerDuty REST clients by channel name, for `requesterOnCall`.
+    /// PagerDuty REST clients by channel name, for `requesterOnCall` and route escalations.
     pub on_call: BTreeMap<String, PagerDutyRest>,
     /// Asked right before approving or denying, so a replica that lost the lease stops.
     pub leadership: Leadership,

@@ -7,7 +7,9 @@ use chrono::Utc;
 
 use super::ledger::{Entry, Index, Phase};
 use super::{RequestContext, RequestError, announce, carry_out};
-use crate::engine::{RouteAnswer, RouteJudgment, judge_route_answer, route_expired};
+use crate::engine::{
+    RouteAnswer, RouteJudgment, escalation_due, judge_route_answer, route_expired,
+};
 use crate::opal::model::{Request, RequestStatus};
 
 /// The label that finds a request's ticket again: the entry's Secret name.
@@ -214,7 +216,7 @@ async fn wait(context: &RequestContext, mut entry: Entry) -> Result<(), RequestE
     let (approve, comment) = match carried {
         Some(carried) => carried,
         None if expired(&entry) => (false, timeout_comment(&entry, &place, &decided_by)),
-        None => return Ok(()),
+        None => return escalate(context, entry, &place).await,
     };
     entry.phase = Phase::Claimed;
     entry.action = if approve { "Approve" } else { "Deny" }.to_owned();
@@ -222,6 +224,64 @@ async fn wait(context: &RequestContext, mut entry: Entry) -> Result<(), RequestE
     context.ledger.update(&entry).await?;
     carry_out(context, &entry).await?;
     settle(context, &entry.request_id).await
+}
+
+/// Pages the route's escalation once the request has waited long enough: one incident, keyed
+/// by the entry's name so that a retry finds the open one instead of paging twice, and
+/// recorded before anything else happens to the entry.
+async fn escalate(
+    context: &RequestContext,
+    mut entry: Entry,
+    place: &str,
+) -> Result<(), RequestError> {
+    let Some(mut route) = entry.route.clone() else {
+        return Ok(());
+    };
+    let plan = route.plan();
+    let (Some(escalation), Some(routed_at), None) =
+        (&plan.escalation, route.routed_at, &route.incident)
+    else {
+        return Ok(());
+    };
+    let now = Utc::now();
+    if !escalation_due(&plan, routed_at, now) {
+        return Ok(());
+    }
+    let pagerduty = context
+        .on_call
+        .get(&escalation.channel)
+        .ok_or_else(|| RequestError::NoPager(escalation.channel.clone()))?;
+    if !context.leadership.is_leader() {
+        return Err(RequestError::NotLeader(entry.request_id.clone()));
+    }
+    let waited = (now - routed_at).num_minutes();
+    let title = format!(
+        "Opal access request {} waits for an approver in {place}",
+        entry.request_id
+    );
+    let details = format!(
+        "{}\nIt has waited {waited} minute(s) without an eligible answer. Decide it in {place}; opal-operator carries the answer out in Opal.",
+        entry.comment
+    );
+    let incident = pagerduty
+        .open_incident(&title, &ticket_token(&entry.request_id), &details)
+        .await?;
+    route.incident = Some(incident.clone());
+    entry.route = Some(route);
+    context.ledger.update(&entry).await?;
+    context.metrics.request_decision("Route", "Escalated");
+    announce(
+        context,
+        &entry,
+        false,
+        "RequestEscalated",
+        format!(
+            "request {} has waited {waited} minute(s) in {place}: paged PagerDuty incident {incident} on {}",
+            entry.request_id, escalation.channel
+        ),
+    );
+    tracing::info!(request = %entry.request_id, %incident, channel = %escalation.channel, "routed request escalated");
+    Ok(())
 }
 
 fn expired(entry: &Entry) -> bool {
@@ -271,6 +331,20 @@ async fn settle(context: &RequestContext, request_id: &str) -> Result<(), Reques
         };
         desk.close(ticket, &ticket_token(request_id), &text).await?;
         route.closed = true;
+        entry.route = Some(route.clone());
+        context.ledger.update(&entry).await?;
+    }
+    if let Some(incident) = route.incident.clone().filter(|_| !route.incident_resolved) {
+        let channel = route.escalation_channel.clone().unwrap_or_default();
+        let pagerduty = context
+            .on_call
+            .get(&channel)
+            .ok_or_else(|| RequestError::NoPager(channel.clone()))?;
+        pagerduty
+            .add_note(&incident, &format!("Settled: {}", entry.outcome))
+            .await?;
+        pagerduty.resolve_incident(&incident).await?;
+        route.incident_resolved = true;
         entry.route = Some(route);
         context.ledger.update(&entry).await?;
     }
