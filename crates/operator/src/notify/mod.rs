@@ -79,8 +79,9 @@ pub use config::{
 pub use email::{EmailClient, KEY_HEADER};
 pub use error::{EnqueueError, NotifyError};
 pub use jira::{
-    APPROVAL_MAX_PAGES, APPROVAL_PAGE_LIMIT, Approval, ApprovalDecision, Approver, IssueRef,
-    JiraClient, NewIssue, NewRequest, Transition,
+    APPROVAL_MAX_PAGES, APPROVAL_PAGE_LIMIT, Approval, ApprovalDecision, Approver,
+    CHANGELOG_MAX_PAGES, CHANGELOG_PAGE_LIMIT, IssueDecisionState, IssueRef, JiraClient, NewIssue,
+    NewRequest, StatusChange, Transition, decision_from,
 };
 pub use message::{
     AccessChange, AccessTarget, AttributeChange, ChangeOp, Event, Link, Notification, ObjectRef,

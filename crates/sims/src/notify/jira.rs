@@ -5,7 +5,20 @@
 //! * `GET /rest/api/3/search/jql` with a JQL subset: `labels = "x"`, `project = KEY`,
 //!   `statusCategory = done|new|indeterminate`, joined by `AND`, optional `ORDER BY created`;
 //! * comments (`GET`/`POST /rest/api/3/issue/{key}/comment`, ADF bodies);
-//! * transitions of the workflow To Do → In Progress → Done (`GET`/`POST .../transitions`, 204);
+//! * transitions of the workflow To Do → In Progress → Done, plus any
+//!   [`JiraSimConfig::extra_statuses`] (`Approved`, `Declined`, ...), each reachable from every
+//!   other status by a transition named like it (`GET`/`POST .../transitions`, 204);
+//! * the changelog: every transition records a history authored by the API caller
+//!   ([`JiraSimConfig::account_id`]), or by one of the site's users through
+//!   [`JiraSim::transition_as`]; its items are the `status` change and, into or out of a done
+//!   status, a `resolution` change before it. `GET /rest/api/3/issue/{key}?expand=changelog`
+//!   embeds the latest histories (all of them up to
+//!   [`JiraSim::set_embedded_changelog_limit`], default 100, with `total` counting all), and
+//!   `GET /rest/api/3/issue/{key}/changelog?startAt=&maxResults=` pages them oldest first
+//!   (default 100, capped by [`JiraSim::set_changelog_page_limit`]) with `isLast`;
+//! * users: `GET /rest/api/3/user?accountId=` answers the site's users — the API caller,
+//!   [`JiraSimConfig::users`] and the service desks' approvers — and 404 for anyone else. A user
+//!   with [`SimUser::hide_email`] appears without `emailAddress`, there and as a changelog author;
 //! * `POST /rest/servicedeskapi/request` creating an issue in the service desk's project; on a
 //!   desk with approvers the request gets one pending approval ("Access approval") naming them
 //!   all;
@@ -157,14 +170,89 @@ impl SimApproval {
     }
 }
 
+/// A user of the site, for `GET /rest/api/3/user` and as the author of changelog histories.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimUser {
+    pub account_id: String,
+    pub email: String,
+    pub display_name: String,
+    /// The user's privacy settings hide their email: `emailAddress` is left out wherever the
+    /// user appears.
+    pub hide_email: bool,
+}
+
+impl SimUser {
+    pub fn new(account_id: &str, email: &str, display_name: &str) -> Self {
+        Self {
+            account_id: account_id.to_owned(),
+            email: email.to_owned(),
+            display_name: display_name.to_owned(),
+            hide_email: false,
+        }
+    }
+
+    /// The same user, with their email hidden.
+    pub fn hiding_email(mut self) -> Self {
+        self.hide_email = true;
+        self
+    }
+
+    fn to_json(&self, base: &str) -> Value {
+        let mut user = json!({
+            "self": format!("{base}/rest/api/3/user?accountId={}", self.account_id),
+            "accountId": self.account_id,
+            "accountType": "atlassian",
+            "displayName": self.display_name,
+            "active": true,
+            "timeZone": "Etc/UTC",
+        });
+        if !self.hide_email {
+            user["emailAddress"] = json!(self.email);
+        }
+        user
+    }
+}
+
+/// A workflow status beyond To Do, In Progress and Done, reachable from every other status by
+/// a global transition named like the status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimStatus {
+    pub id: String,
+    pub name: String,
+    /// Its category key: `new`, `indeterminate` or `done`.
+    pub category: String,
+    /// The id of the transition into it.
+    pub transition_id: String,
+}
+
+impl SimStatus {
+    pub fn new(id: &str, name: &str, category: &str, transition_id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            category: category.to_owned(),
+            transition_id: transition_id.to_owned(),
+        }
+    }
+}
+
 /// Site settings.
 #[derive(Clone, Debug)]
 pub struct JiraSimConfig {
     pub email: String,
     pub api_token: String,
+    /// The API caller's account id: the author of the transitions it makes.
+    pub account_id: String,
     pub projects: Vec<String>,
     pub issue_types: Vec<String>,
     pub service_desks: Vec<ServiceDeskSpec>,
+    /// Users besides the caller and the desks' approvers (who are users too, with their
+    /// email visible). The first entry of an account id wins, and a user listed here stands
+    /// for the caller or an approver with the same account id (to hide their email, say).
+    pub users: Vec<SimUser>,
+    /// Statuses added to the workflow; none by default. Names and transition ids must differ
+    /// from the built-in ones and each other, or [`JiraSim::start`] fails.
+    pub extra_statuses: Vec<SimStatus>,
 }
 
 impl Default for JiraSimConfig {
@@ -172,6 +260,7 @@ impl Default for JiraSimConfig {
         Self {
             email: "opal-operator@example.com".to_owned(),
             api_token: "sim-jira-api-token".to_owned(),
+            account_id: "sim-account-opal-operator".to_owned(),
             projects: vec!["SEC".to_owned(), "ITSD".to_owned()],
             issue_types: vec!["Task".to_owned(), "Bug".to_owned(), "Story".to_owned()],
             service_desks: vec![ServiceDeskSpec {
@@ -183,8 +272,21 @@ impl Default for JiraSimConfig {
                     SimApprover::new("acc-marcus", "marcus.webb@example.com", "Marcus Webb"),
                 ],
             }],
+            users: Vec::new(),
+            extra_statuses: Vec::new(),
         }
     }
+}
+
+/// One changelog history of an issue: a status transition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimHistory {
+    pub id: String,
+    pub author_account_id: String,
+    /// `created`, e.g. `2026-12-07T10:00:00.000+0000`.
+    pub created: String,
+    pub from_status: String,
+    pub to_status: String,
 }
 
 /// An issue as stored.
@@ -203,6 +305,8 @@ pub struct SimIssue {
     pub comments: Vec<Value>,
     /// Transition ids applied, in order.
     pub transitions: Vec<String>,
+    /// The changelog, oldest first.
+    pub history: Vec<SimHistory>,
     /// The JSM request body, for requests.
     pub request: Option<Value>,
     /// JSM approvals, oldest first (requests only).
@@ -210,61 +314,67 @@ pub struct SimIssue {
     created_seq: u64,
 }
 
-struct Status {
-    id: &'static str,
-    name: &'static str,
-    category: &'static str,
-    category_name: &'static str,
-}
-
-const STATUSES: &[Status] = &[
-    Status {
-        id: "10000",
-        name: "To Do",
-        category: "new",
-        category_name: "To Do",
-    },
-    Status {
-        id: "3",
-        name: "In Progress",
-        category: "indeterminate",
-        category_name: "In Progress",
-    },
-    Status {
-        id: "10001",
-        name: "Done",
-        category: "done",
-        category_name: "Done",
-    },
+/// The built-in workflow: `(status id, name, category, transition id)`. Every transition is
+/// available from every status except its own target, and is named like its target.
+const BUILT_IN_STATUSES: &[(&str, &str, &str, &str)] = &[
+    ("10000", "To Do", "new", "11"),
+    ("3", "In Progress", "indeterminate", "21"),
+    ("10001", "Done", "done", "31"),
 ];
 
-/// `(transition id, name, target status name)`; every transition is available from every
-/// status except its own target.
-const TRANSITIONS: &[(&str, &str, &str)] = &[
-    ("11", "To Do", "To Do"),
-    ("21", "In Progress", "In Progress"),
-    ("31", "Done", "Done"),
-];
-
-fn status(name: &str) -> &'static Status {
-    STATUSES
+/// The workflow's statuses: the built-in ones, then the configured extra ones.
+fn workflow(config: &JiraSimConfig) -> std::io::Result<Vec<SimStatus>> {
+    let mut statuses: Vec<SimStatus> = BUILT_IN_STATUSES
         .iter()
-        .find(|s| s.name == name)
-        .unwrap_or(&STATUSES[0])
+        .map(|(id, name, category, transition)| SimStatus::new(id, name, category, transition))
+        .collect();
+    for extra in &config.extra_statuses {
+        let problem = if !matches!(extra.category.as_str(), "new" | "indeterminate" | "done") {
+            Some("its category must be new, indeterminate or done")
+        } else if extra.name.trim().is_empty()
+            || extra.id.is_empty()
+            || extra.transition_id.is_empty()
+        {
+            Some("it needs a name, an id and a transition id")
+        } else if statuses
+            .iter()
+            .any(|s| s.name.eq_ignore_ascii_case(&extra.name))
+        {
+            Some("its name is taken")
+        } else if statuses.iter().any(|s| s.id == extra.id) {
+            Some("its id is taken")
+        } else if statuses
+            .iter()
+            .any(|s| s.transition_id == extra.transition_id)
+        {
+            Some("its transition id is taken")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("extra status {extra:?}: {problem}"),
+            ));
+        }
+        statuses.push(extra.clone());
+    }
+    Ok(statuses)
 }
 
-fn status_json(name: &str) -> Value {
-    let status = status(name);
-    json!({
-        "id": status.id,
-        "name": status.name,
-        "statusCategory": {"key": status.category, "name": status.category_name},
-    })
+fn category_name(category: &str) -> &'static str {
+    match category {
+        "done" => "Done",
+        "indeterminate" => "In Progress",
+        _ => "To Do",
+    }
 }
 
 #[derive(Debug, Default)]
 struct Site {
     config: Option<JiraSimConfig>,
+    /// The workflow; the first is the status new issues start in.
+    statuses: Vec<SimStatus>,
     issues: Vec<SimIssue>,
     next_id: u64,
     next_number: BTreeMap<String, u64>,
@@ -272,6 +382,14 @@ struct Site {
     next_approval: u64,
     /// Largest `limit` the approvals list honours.
     approval_page_limit: usize,
+    /// Histories embedded by `expand=changelog` (the latest ones).
+    embedded_changelog_limit: usize,
+    /// Largest `maxResults` the changelog list honours.
+    changelog_page_limit: usize,
+    next_history: u64,
+    /// `created` of the latest history, in milliseconds: histories get strictly increasing
+    /// times.
+    last_history_millis: Option<i64>,
     base_url: String,
 }
 
@@ -293,17 +411,24 @@ impl Deref for JiraSim {
 }
 
 impl JiraSim {
+    /// Starts the site; fails when [`JiraSimConfig::extra_statuses`] clash.
     pub async fn start(config: JiraSimConfig) -> std::io::Result<Self> {
         let site = Arc::new(Mutex::new(Site {
+            statuses: workflow(&config)?,
             config: Some(config),
             next_id: 10_000,
             next_comment: 10_000,
             approval_page_limit: 100,
+            embedded_changelog_limit: 100,
+            changelog_page_limit: 100,
+            next_history: 20_000,
             ..Site::default()
         }));
         let router = Router::new()
             .route("/rest/api/3/issue", post(create_issue))
             .route("/rest/api/3/issue/{key}", get(get_issue))
+            .route("/rest/api/3/issue/{key}/changelog", get(list_changelog))
+            .route("/rest/api/3/user", get(get_user))
             .route(
                 "/rest/api/3/issue/{key}/comment",
                 get(list_comments).post(add_comment),
@@ -401,6 +526,41 @@ impl JiraSim {
     pub fn set_approval_page_limit(&self, limit: usize) {
         state(&self.site).approval_page_limit = limit.max(1);
     }
+
+    /// Moves issue `key` (a key or an id) to the status `status_name` (case-insensitive) as
+    /// the site's user `account_id`, recording a changelog history they authored. False when
+    /// the issue, the user or the status does not exist, or the issue is already in it.
+    pub fn transition_as(&self, key: &str, account_id: &str, status_name: &str) -> bool {
+        let mut site = state(&self.site);
+        if site.user(account_id).is_none() {
+            return false;
+        }
+        let Some(target) = site
+            .statuses
+            .iter()
+            .find(|status| status.name.eq_ignore_ascii_case(status_name))
+            .cloned()
+        else {
+            return false;
+        };
+        match site.issue_mut(key) {
+            Some(issue) if issue.status != target.name => {}
+            _ => return false,
+        }
+        site.move_issue(key, account_id, &target);
+        true
+    }
+
+    /// How many of the latest histories `expand=changelog` embeds (Jira embeds about 100);
+    /// `total` still counts all of them.
+    pub fn set_embedded_changelog_limit(&self, limit: usize) {
+        state(&self.site).embedded_changelog_limit = limit;
+    }
+
+    /// Caps the page size of `GET .../changelog`; at least 1.
+    pub fn set_changelog_page_limit(&self, limit: usize) {
+        state(&self.site).changelog_page_limit = limit.max(1);
+    }
 }
 
 fn errors(status: StatusCode, messages: &[&str], fields: Value) -> Response {
@@ -440,6 +600,120 @@ impl Site {
         }
     }
 
+    /// The status named `name`, or the initial one.
+    fn status(&self, name: &str) -> Option<&SimStatus> {
+        self.statuses
+            .iter()
+            .find(|s| s.name == name)
+            .or_else(|| self.statuses.first())
+    }
+
+    fn status_json(&self, name: &str) -> Value {
+        match self.status(name) {
+            Some(status) => json!({
+                "id": status.id,
+                "name": status.name,
+                "statusCategory": {
+                    "key": status.category,
+                    "name": category_name(&status.category),
+                },
+            }),
+            None => json!({"name": name}),
+        }
+    }
+
+    fn is_done(&self, name: &str) -> bool {
+        self.status(name)
+            .is_some_and(|status| status.category == "done")
+    }
+
+    /// The site's user `account_id`: a configured user, the API caller, or a desk's approver,
+    /// in that order.
+    fn user(&self, account_id: &str) -> Option<SimUser> {
+        let config = self.config.as_ref()?;
+        if let Some(user) = config
+            .users
+            .iter()
+            .find(|user| user.account_id == account_id)
+        {
+            return Some(user.clone());
+        }
+        if config.account_id == account_id {
+            return Some(SimUser::new(
+                &config.account_id,
+                &config.email,
+                "Opal Operator",
+            ));
+        }
+        config
+            .service_desks
+            .iter()
+            .flat_map(|desk| &desk.approvers)
+            .find(|approver| approver.account_id == account_id)
+            .map(|approver| {
+                SimUser::new(
+                    &approver.account_id,
+                    &approver.email,
+                    &approver.display_name,
+                )
+            })
+    }
+
+    /// Moves issue `key` to `target` as `author`, recording the changelog history.
+    fn move_issue(&mut self, key: &str, author: &str, target: &SimStatus) {
+        // Whole milliseconds, as Jira sends them, strictly increasing.
+        let now = chrono::Utc::now().timestamp_millis();
+        let millis = self
+            .last_history_millis
+            .map_or(now, |last| now.max(last + 1));
+        self.last_history_millis = Some(millis);
+        let at = chrono::DateTime::from_timestamp_millis(millis).unwrap_or_else(chrono::Utc::now);
+        self.next_history += 1;
+        let id = self.next_history.to_string();
+        let Some(issue) = self.issue_mut(key) else {
+            return;
+        };
+        issue.history.push(SimHistory {
+            id,
+            author_account_id: author.to_owned(),
+            created: at.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string(),
+            from_status: issue.status.clone(),
+            to_status: target.name.clone(),
+        });
+        issue.status = target.name.clone();
+        issue.transitions.push(target.transition_id.clone());
+    }
+
+    fn history_json(&self, history: &SimHistory) -> Value {
+        let mut items = Vec::new();
+        let (was_done, is_done) = (
+            self.is_done(&history.from_status),
+            self.is_done(&history.to_status),
+        );
+        if is_done && !was_done {
+            items.push(json!({
+                "field": "resolution", "fieldtype": "jira", "fieldId": "resolution",
+                "from": null, "fromString": null, "to": "10000", "toString": "Done",
+            }));
+        } else if was_done && !is_done {
+            items.push(json!({
+                "field": "resolution", "fieldtype": "jira", "fieldId": "resolution",
+                "from": "10000", "fromString": "Done", "to": null, "toString": null,
+            }));
+        }
+        let status_id = |name: &str| self.status(name).map(|status| status.id.clone());
+        items.push(json!({
+            "field": "status", "fieldtype": "jira", "fieldId": "status",
+            "from": status_id(&history.from_status), "fromString": history.from_status,
+            "to": status_id(&history.to_status), "toString": history.to_status,
+        }));
+        let mut entry = json!({"id": history.id, "created": history.created, "items": items});
+        if let Some(author) = self.user(&history.author_account_id) {
+            entry["author"] = author.to_json(&self.base_url);
+        }
+        entry
+    }
+
     fn issue_mut(&mut self, key: &str) -> Option<&mut SimIssue> {
         self.issues
             .iter_mut()
@@ -458,6 +732,10 @@ impl Site {
         self.next_id += 1;
         let number = self.next_number.entry(project.to_owned()).or_insert(0);
         *number += 1;
+        let status = self
+            .statuses
+            .first()
+            .map_or_else(|| "To Do".to_owned(), |status| status.name.clone());
         let issue = SimIssue {
             id: self.next_id.to_string(),
             key: format!("{project}-{number}"),
@@ -466,9 +744,10 @@ impl Site {
             summary: summary.to_owned(),
             description,
             labels,
-            status: "To Do".to_owned(),
+            status,
             comments: Vec::new(),
             transitions: Vec::new(),
+            history: Vec::new(),
             request,
             approvals: Vec::new(),
             created_seq: self.next_id,
@@ -632,7 +911,7 @@ async fn create_issue(State(site): State<Shared>, headers: HeaderMap, body: Byte
 fn issue_json(site: &Site, issue: &SimIssue, fields: Option<&str>) -> Value {
     let all = json!({
         "summary": issue.summary,
-        "status": status_json(&issue.status),
+        "status": site.status_json(&issue.status),
         "labels": issue.labels,
         "issuetype": {"name": issue.issue_type},
         "project": {"key": issue.project},
@@ -667,7 +946,94 @@ async fn get_issue(
     let Some(issue) = site.issue_mut(&key).cloned() else {
         return not_found();
     };
-    axum::Json(issue_json(&site, &issue, query_get(&pairs, "fields"))).into_response()
+    let mut answer = issue_json(&site, &issue, query_get(&pairs, "fields"));
+    let expand = query_get(&pairs, "expand").unwrap_or_default();
+    if expand.split(',').any(|part| part.trim() == "changelog") {
+        let total = issue.history.len();
+        let shown = total.min(site.embedded_changelog_limit);
+        let histories: Vec<Value> = issue.history[total - shown..]
+            .iter()
+            .map(|history| site.history_json(history))
+            .collect();
+        answer["changelog"] = json!({
+            "startAt": total - shown,
+            "maxResults": shown,
+            "total": total,
+            "histories": histories,
+        });
+    }
+    axum::Json(answer).into_response()
+}
+
+async fn list_changelog(
+    State(site): State<Shared>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    uri: Uri,
+) -> Response {
+    let mut site = state(&site);
+    if let Some(response) = site.refusal(&headers) {
+        return response;
+    }
+    let pairs = query_pairs(uri.query());
+    let number = |name: &'static str, default: usize| match query_get(&pairs, name) {
+        None => Ok(default),
+        Some(text) => text.parse::<usize>().map_err(|_| name),
+    };
+    let (start, limit) = match (number("startAt", 0), number("maxResults", 100)) {
+        (Ok(start), Ok(limit)) => (start, limit.clamp(1, site.changelog_page_limit)),
+        (Err(name), _) | (_, Err(name)) => {
+            let message = format!("The '{name}' parameter must be a non-negative integer.");
+            return errors(StatusCode::BAD_REQUEST, &[message.as_str()], json!({}));
+        }
+    };
+    let Some(issue) = site.issue_mut(&key).cloned() else {
+        return not_found();
+    };
+    let values: Vec<Value> = issue
+        .history
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|history| site.history_json(history))
+        .collect();
+    let total = issue.history.len();
+    let is_last = start.saturating_add(values.len()) >= total;
+    axum::Json(json!({
+        "self": format!(
+            "{}/changelog?startAt={start}&maxResults={limit}",
+            site.self_url(&issue.id)
+        ),
+        "maxResults": limit,
+        "startAt": start,
+        "total": total,
+        "isLast": is_last,
+        "values": values,
+    }))
+    .into_response()
+}
+
+async fn get_user(State(site): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    let site = state(&site);
+    if let Some(response) = site.refusal(&headers) {
+        return response;
+    }
+    let pairs = query_pairs(uri.query());
+    let Some(account_id) = query_get(&pairs, "accountId").filter(|id| !id.is_empty()) else {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            &["The query parameter 'accountId' is required."],
+            json!({}),
+        );
+    };
+    match site.user(account_id) {
+        Some(user) => axum::Json(user.to_json(&site.base_url)).into_response(),
+        None => errors(
+            StatusCode::NOT_FOUND,
+            &["Specified user does not exist or you do not have required permissions"],
+            json!({}),
+        ),
+    }
 }
 
 /// One JQL condition of the supported subset.
@@ -752,7 +1118,9 @@ async fn search(State(site): State<Shared>, headers: HeaderMap, uri: Uri) -> Res
             clauses.iter().all(|clause| match clause {
                 Clause::Label(label) => issue.labels.contains(label),
                 Clause::Project(project) => issue.project.eq_ignore_ascii_case(project),
-                Clause::Category(category) => status(&issue.status).category == category,
+                Clause::Category(category) => site
+                    .status(&issue.status)
+                    .is_some_and(|status| status.category == *category),
             })
         })
         .collect();
@@ -837,15 +1205,15 @@ async fn add_comment(
         .into_response()
 }
 
-fn available_transitions(current: &str) -> Vec<Value> {
-    TRANSITIONS
+fn available_transitions(site: &Site, current: &str) -> Vec<Value> {
+    site.statuses
         .iter()
-        .filter(|(_, _, target)| *target != current)
-        .map(|(id, name, target)| {
+        .filter(|target| target.name != current)
+        .map(|target| {
             json!({
-                "id": id,
-                "name": name,
-                "to": status_json(target),
+                "id": target.transition_id,
+                "name": target.name,
+                "to": site.status_json(&target.name),
                 "hasScreen": false,
                 "isGlobal": true,
                 "isInitial": false,
@@ -865,10 +1233,10 @@ async fn list_transitions(
     if let Some(response) = site.refusal(&headers) {
         return response;
     }
-    let Some(issue) = site.issue_mut(&key) else {
+    let Some(current) = site.issue_mut(&key).map(|issue| issue.status.clone()) else {
         return not_found();
     };
-    axum::Json(json!({"transitions": available_transitions(&issue.status)})).into_response()
+    axum::Json(json!({"transitions": available_transitions(&site, &current)})).into_response()
 }
 
 async fn do_transition(
@@ -888,7 +1256,7 @@ async fn do_transition(
             json!({}),
         );
     };
-    let Some(issue) = site.issue_mut(&key) else {
+    let Some(current) = site.issue_mut(&key).map(|issue| issue.status.clone()) else {
         return not_found();
     };
     let Some(id) = request.pointer("/transition/id").and_then(Value::as_str) else {
@@ -898,9 +1266,11 @@ async fn do_transition(
             json!({}),
         );
     };
-    let Some((_, _, target)) = TRANSITIONS
+    let Some(target) = site
+        .statuses
         .iter()
-        .find(|(tid, _, target)| *tid == id && *target != issue.status)
+        .find(|target| target.transition_id == id && target.name != current)
+        .cloned()
     else {
         let message = format!("Transition id '{id}' is not valid for this issue.");
         return errors(StatusCode::BAD_REQUEST, &[message.as_str()], json!({}));
@@ -921,9 +1291,15 @@ async fn do_transition(
             json!({"comment": "Comment body must be an Atlassian Document."}),
         );
     }
-    issue.status = (*target).to_owned();
-    issue.transitions.push(id.to_owned());
-    issue.comments.extend(comments);
+    let caller = site
+        .config
+        .as_ref()
+        .map(|config| config.account_id.clone())
+        .unwrap_or_default();
+    site.move_issue(&key, &caller, &target);
+    if let Some(issue) = site.issue_mut(&key) {
+        issue.comments.extend(comments);
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -1170,4 +1546,364 @@ async fn answer_approval(
     }
     approval.decide(at, approve);
     axum::Json(approval.to_json(&base, &issue_id, &caller)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn config() -> JiraSimConfig {
+        JiraSimConfig {
+            users: vec![
+                SimUser::new("acc-ann", "ann.lee@example.com", "Ann Lee"),
+                SimUser::new("acc-hid", "hidden@example.com", "Hidden Hal").hiding_email(),
+            ],
+            extra_statuses: vec![
+                SimStatus::new("10100", "Approved", "done", "41"),
+                SimStatus::new("10101", "Declined", "done", "51"),
+            ],
+            ..JiraSimConfig::default()
+        }
+    }
+
+    fn headers() -> HeaderMap {
+        let defaults = JiraSimConfig::default();
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", defaults.email, defaults.api_token));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {basic}")).expect("header"),
+        );
+        headers
+    }
+
+    fn uri(text: &str) -> Uri {
+        text.parse().expect("uri")
+    }
+
+    async fn json_of(response: Response) -> (StatusCode, Value) {
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&body).expect("json body"))
+    }
+
+    /// A new issue in SEC; its key.
+    fn open(sim: &JiraSim) -> String {
+        state(&sim.site)
+            .insert("SEC", "Task", "access", Value::Null, Vec::new(), None)
+            .key
+    }
+
+    async fn transitions(sim: &JiraSim, key: &str) -> Vec<(String, String)> {
+        let response = list_transitions(
+            State(Arc::clone(&sim.site)),
+            headers(),
+            Path(key.to_owned()),
+        )
+        .await;
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["transitions"]
+            .as_array()
+            .expect("transitions")
+            .iter()
+            .map(|t| {
+                (
+                    t["id"].as_str().unwrap_or_default().to_owned(),
+                    t["to"]["name"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    async fn issue_with_changelog(sim: &JiraSim, key: &str) -> Value {
+        let response = get_issue(
+            State(Arc::clone(&sim.site)),
+            headers(),
+            Path(key.to_owned()),
+            uri(&format!(
+                "/rest/api/3/issue/{key}?fields=status&expand=changelog"
+            )),
+        )
+        .await;
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    async fn changelog_page(sim: &JiraSim, key: &str, query: &str) -> (StatusCode, Value) {
+        let response = list_changelog(
+            State(Arc::clone(&sim.site)),
+            headers(),
+            Path(key.to_owned()),
+            uri(&format!("/rest/api/3/issue/{key}/changelog?{query}")),
+        )
+        .await;
+        json_of(response).await
+    }
+
+    async fn user(sim: &JiraSim, query: &str, headers: HeaderMap) -> (StatusCode, Value) {
+        let response = get_user(
+            State(Arc::clone(&sim.site)),
+            headers,
+            uri(&format!("/rest/api/3/user?{query}")),
+        )
+        .await;
+        json_of(response).await
+    }
+
+    fn status_targets(histories: &Value) -> Vec<(String, String)> {
+        histories
+            .as_array()
+            .expect("histories")
+            .iter()
+            .map(|history| {
+                let status = history["items"]
+                    .as_array()
+                    .and_then(|items| items.iter().find(|item| item["fieldId"] == "status"))
+                    .expect("a status item");
+                (
+                    history["author"]["accountId"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    status["toString"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn jira_the_default_workflow_is_unchanged() {
+        let sim = JiraSim::start(JiraSimConfig::default()).await.expect("sim");
+        let key = open(&sim);
+        assert_eq!(
+            transitions(&sim, &key).await,
+            [
+                ("21".to_owned(), "In Progress".to_owned()),
+                ("31".to_owned(), "Done".to_owned()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn jira_extra_statuses_join_the_workflow_and_transitions_are_logged() {
+        let sim = JiraSim::start(config()).await.expect("sim");
+        let key = open(&sim);
+        let ids: Vec<String> = transitions(&sim, &key)
+            .await
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids, ["21", "31", "41", "51"]);
+
+        let response = do_transition(
+            State(Arc::clone(&sim.site)),
+            headers(),
+            Path(key.clone()),
+            Bytes::from(json!({"transition": {"id": "41"}}).to_string()),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        let issue = issue_with_changelog(&sim, &key).await;
+        assert_eq!(issue["fields"]["status"]["name"], "Approved");
+        assert_eq!(issue["fields"]["status"]["statusCategory"]["key"], "done");
+        let history = &issue["changelog"]["histories"][0];
+        assert_eq!(
+            history["author"]["accountId"],
+            JiraSimConfig::default().account_id
+        );
+        assert_eq!(
+            history["author"]["emailAddress"],
+            JiraSimConfig::default().email
+        );
+        // Into a done status: the resolution is set first, then the status changes.
+        assert_eq!(history["items"][0]["fieldId"], "resolution");
+        assert_eq!(
+            history["items"][1],
+            json!({"field": "status", "fieldtype": "jira", "fieldId": "status",
+                   "from": "10000", "fromString": "To Do", "to": "10100", "toString": "Approved"})
+        );
+        assert!(
+            chrono::DateTime::parse_from_str(
+                history["created"].as_str().expect("created"),
+                "%Y-%m-%dT%H:%M:%S%.3f%z"
+            )
+            .is_ok(),
+            "{history}"
+        );
+        // Not into its own status again.
+        assert!(
+            !transitions(&sim, &key)
+                .await
+                .iter()
+                .any(|(id, _)| id == "41")
+        );
+        assert_eq!(sim.issues()[0].transitions, ["41"]);
+    }
+
+    #[tokio::test]
+    async fn jira_clashing_extra_statuses_refuse_to_start() {
+        for extra in [
+            SimStatus::new("10100", "done", "done", "41"),
+            SimStatus::new("3", "Approved", "done", "41"),
+            SimStatus::new("10100", "Approved", "done", "31"),
+            SimStatus::new("10100", "Approved", "finished", "41"),
+            SimStatus::new("10100", " ", "done", "41"),
+        ] {
+            let started = JiraSim::start(JiraSimConfig {
+                extra_statuses: vec![extra.clone()],
+                ..JiraSimConfig::default()
+            })
+            .await;
+            let err = started.expect_err("clash");
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{extra:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn jira_transition_as_moves_as_a_site_user_only() {
+        let sim = JiraSim::start(config()).await.expect("sim");
+        let key = open(&sim);
+        assert!(!sim.transition_as(&key, "acc-nobody", "Approved"));
+        assert!(!sim.transition_as(&key, "acc-ann", "Shipped"));
+        assert!(!sim.transition_as("SEC-99", "acc-ann", "Approved"));
+        assert!(!sim.transition_as(&key, "acc-ann", "To Do"));
+        assert!(sim.issues()[0].history.is_empty());
+
+        assert!(sim.transition_as(&key, "acc-ann", "approved"));
+        // A desk's approver is a site user too.
+        assert!(sim.transition_as(&key, "acc-olivia", "To Do"));
+        let history = &sim.issues()[0].history;
+        assert_eq!(
+            history
+                .iter()
+                .map(|h| (
+                    h.author_account_id.as_str(),
+                    h.from_status.as_str(),
+                    h.to_status.as_str()
+                ))
+                .collect::<Vec<_>>(),
+            [
+                ("acc-ann", "To Do", "Approved"),
+                ("acc-olivia", "Approved", "To Do")
+            ]
+        );
+        assert!(history[0].created < history[1].created, "{history:?}");
+        // Out of a done status: the resolution is cleared.
+        let issue = issue_with_changelog(&sim, &key).await;
+        assert_eq!(
+            issue["changelog"]["histories"][1]["items"][0]["fieldId"],
+            "resolution"
+        );
+        assert_eq!(
+            issue["changelog"]["histories"][1]["items"][0]["to"],
+            Value::Null
+        );
+    }
+
+    #[tokio::test]
+    async fn jira_the_embedded_changelog_keeps_the_latest_histories() {
+        let sim = JiraSim::start(config()).await.expect("sim");
+        let key = open(&sim);
+        assert!(sim.transition_as(&key, "acc-ann", "Approved"));
+        assert!(sim.transition_as(&key, "acc-hid", "To Do"));
+        assert!(sim.transition_as(&key, "acc-olivia", "Declined"));
+
+        let full = issue_with_changelog(&sim, &key).await;
+        assert_eq!(full["changelog"]["total"], 3);
+        assert_eq!(full["changelog"]["startAt"], 0);
+        sim.set_embedded_changelog_limit(2);
+        let cut = issue_with_changelog(&sim, &key).await;
+        assert_eq!(cut["changelog"]["total"], 3);
+        assert_eq!(cut["changelog"]["startAt"], 1);
+        assert_eq!(
+            status_targets(&cut["changelog"]["histories"]),
+            [
+                ("acc-hid".to_owned(), "To Do".to_owned()),
+                ("acc-olivia".to_owned(), "Declined".to_owned()),
+            ]
+        );
+        // A hidden email stays hidden in the changelog.
+        let hidden = &cut["changelog"]["histories"][0]["author"];
+        assert_eq!(hidden["displayName"], "Hidden Hal");
+        assert!(hidden.get("emailAddress").is_none(), "{hidden}");
+        // Without expand, no changelog.
+        let response = get_issue(
+            State(Arc::clone(&sim.site)),
+            headers(),
+            Path(key.clone()),
+            uri(&format!("/rest/api/3/issue/{key}?fields=status")),
+        )
+        .await;
+        assert!(json_of(response).await.1.get("changelog").is_none());
+    }
+
+    #[tokio::test]
+    async fn jira_the_changelog_pages_oldest_first() {
+        let sim = JiraSim::start(config()).await.expect("sim");
+        let key = open(&sim);
+        assert!(sim.transition_as(&key, "acc-ann", "Approved"));
+        assert!(sim.transition_as(&key, "acc-hid", "To Do"));
+        assert!(sim.transition_as(&key, "acc-olivia", "Declined"));
+        sim.set_changelog_page_limit(2);
+
+        let (status, first) = changelog_page(&sim, &key, "startAt=0&maxResults=100").await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        assert_eq!(
+            (
+                &first["startAt"],
+                &first["maxResults"],
+                &first["total"],
+                &first["isLast"]
+            ),
+            (&json!(0), &json!(2), &json!(3), &json!(false))
+        );
+        assert_eq!(
+            status_targets(&first["values"]),
+            [
+                ("acc-ann".to_owned(), "Approved".to_owned()),
+                ("acc-hid".to_owned(), "To Do".to_owned()),
+            ]
+        );
+        let (_, second) = changelog_page(&sim, &key, "startAt=2&maxResults=100").await;
+        assert_eq!(second["isLast"], true);
+        assert_eq!(
+            status_targets(&second["values"]),
+            [("acc-olivia".to_owned(), "Declined".to_owned())]
+        );
+        let (status, bad) = changelog_page(&sim, &key, "startAt=-1").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        let (status, _) = changelog_page(&sim, "SEC-99", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn jira_users_are_looked_up_by_account_id() {
+        let sim = JiraSim::start(config()).await.expect("sim");
+        let (status, ann) = user(&sim, "accountId=acc-ann", headers()).await;
+        assert_eq!(status, StatusCode::OK, "{ann}");
+        assert_eq!(ann["emailAddress"], "ann.lee@example.com");
+        assert_eq!(ann["displayName"], "Ann Lee");
+        let (_, hidden) = user(&sim, "accountId=acc-hid", headers()).await;
+        assert_eq!(hidden["accountId"], "acc-hid");
+        assert!(hidden.get("emailAddress").is_none(), "{hidden}");
+        let (_, approver) = user(&sim, "accountId=acc-marcus", headers()).await;
+        assert_eq!(approver["emailAddress"], "marcus.webb@example.com");
+        let (_, caller) = user(&sim, "accountId=sim-account-opal-operator", headers()).await;
+        assert_eq!(caller["emailAddress"], JiraSimConfig::default().email);
+
+        let (status, unknown) = user(&sim, "accountId=acc-nobody", headers()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(unknown["errorMessages"][0].is_string(), "{unknown}");
+        let (status, _) = user(&sim, "", headers()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = user(&sim, "accountId=acc-ann", HeaderMap::new()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
 }
