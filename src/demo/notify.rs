@@ -82,6 +82,7 @@ impl NotificationSims {
                     issue_type: "Task".to_owned(),
                     labels: Vec::new(),
                     resolve_transition: None,
+                    decisions: None,
                 }),
             ),
             (

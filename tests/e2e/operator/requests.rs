@@ -12,11 +12,12 @@ use libtest_mimic::Failed;
 use opal_operator::controller::requests::{LEDGER_TYPE, WINDOW_INDEX, WindowRecord, entry_name};
 use opal_operator::crd::AccessPolicy;
 use opal_operator::notify::{
-    ChannelConfig, JsmConfig, NotifyConfig, PagerDutyConfig, PagerDutyRestConfig, ServiceNowConfig,
+    ChannelConfig, JiraConfig, JiraDecisionStatuses, JsmConfig, NotifyConfig, PagerDutyConfig,
+    PagerDutyRestConfig, ServiceNowConfig,
 };
 use opal_operator::opal::model::ApprovalLevel;
 use opal_operator::secret::{SecretKeySelector, SecretRef};
-use opal_operator::sim::notify::jira::{JiraSim, JiraSimConfig, SimApprover};
+use opal_operator::sim::notify::jira::{JiraSim, JiraSimConfig, SimApprover, SimStatus, SimUser};
 use opal_operator::sim::notify::pagerduty::{IncidentStatus, PagerDutySim, PagerDutySimConfig};
 use opal_operator::sim::notify::servicenow::{ServiceNowSim, ServiceNowSimConfig, SimSnUser};
 use opal_operator::sim::opal::{GrantTarget, NewRequest};
@@ -35,6 +36,7 @@ pub fn trials() -> Vec<E2eTrial> {
         e2e_trial!(routed_requests_are_decided_once_by_an_eligible_jsm_approver),
         e2e_trial!(approved_grants_are_cut_to_their_rule_and_removed_once_they_outlive_it),
         e2e_trial!(requests_routed_to_servicenow_are_decided_by_an_eligible_approval_record),
+        e2e_trial!(requests_routed_to_a_jira_issue_are_decided_by_its_status_transition),
     ]
 }
 
@@ -1092,6 +1094,151 @@ async fn requests_routed_to_servicenow_are_decided_by_an_eligible_approval_recor
         .any(|(reason, note)| reason == "RequestEscalated" && note.contains(&yara))
     {
         return Err(format!("no RequestEscalated Event: {events:?}").into());
+    }
+    operator.stop().await
+}
+
+/// `Route` to a plain Jira issue decided by its status: moving it to `Approved` by someone the
+/// route does not name is refused and noted once; the requester's HR manager moving it to
+/// `Declined` denies the request in Opal, and the issue is resolved with the outcome.
+async fn requests_routed_to_a_jira_issue_are_decided_by_its_status_transition(
+    ctx: TestContext,
+) -> Result<(), Failed> {
+    let jira_config = JiraSimConfig {
+        users: [YARAS_MANAGER, OTHER_ENGINEER]
+            .into_iter()
+            .map(|email| SimUser::new(&account(email), email, email))
+            .collect(),
+        extra_statuses: vec![
+            SimStatus::new("20001", "Approved", "indeterminate", "71"),
+            SimStatus::new("20002", "Declined", "indeterminate", "72"),
+        ],
+        ..Default::default()
+    };
+    let jira = JiraSim::start(jira_config.clone()).await?;
+    credentials(
+        &ctx,
+        "jira-credentials",
+        json!({"api-token": jira_config.api_token}),
+    )
+    .await?;
+    let notify = NotifyConfig {
+        channels: [(
+            "security-jira".to_owned(),
+            ChannelConfig::Jira(JiraConfig {
+                url: jira.site_url(),
+                email: jira_config.email.clone(),
+                api_token: SecretRef::SecretKeyRef(SecretKeySelector {
+                    name: "jira-credentials".into(),
+                    key: "api-token".into(),
+                }),
+                project_key: "SEC".to_owned(),
+                issue_type: "Task".to_owned(),
+                labels: vec!["access-request".to_owned()],
+                resolve_transition: None,
+                decisions: Some(JiraDecisionStatuses {
+                    approve_status: "Approved".to_owned(),
+                    deny_status: "Declined".to_owned(),
+                }),
+            }),
+        )]
+        .into(),
+        outbox: Default::default(),
+    };
+    let mut org =
+        Org::start_with(&ctx.namespace, "10m", Some(serde_json::to_value(&notify)?)).await?;
+    org.manifests
+        .access_policies
+        .push(serde_json::from_value(json!({
+            "apiVersion": "opal-operator.io/v1alpha1",
+            "kind": "AccessPolicy",
+            "metadata": {"name": "jira-routed", "namespace": ctx.namespace},
+            "spec": {"requests": [
+                {"name": "break-glass-by-manager", "action": "Route",
+                 "match": {"targets": [{"group": {"name": BREAK_GLASS}}]},
+                 "route": {"channel": "security-jira", "requesterManager": true}},
+            ]},
+        }))?);
+    org.apply_manifests(&ctx.client).await?;
+    let yara = pending(
+        &org,
+        &opal_user_id(&org, ENGINEER)?,
+        group(&org, BREAK_GLASS)?,
+        60,
+    )?;
+    let operator = InProcessOperator::start(
+        &ctx,
+        &org,
+        OperatorOptions {
+            interval: Duration::from_secs(600),
+            lease: true,
+            identity: "e2e-jira-issue".into(),
+        },
+    )
+    .await?;
+    let token = entry_name(&yara);
+    let issue = || {
+        jira.issues()
+            .into_iter()
+            .find(|issue| issue.labels.contains(&token))
+    };
+    let opened = eventually("an issue is opened", DECISION, || async { Ok(issue()) }).await?;
+    if opened.project != "SEC" || !opened.labels.iter().any(|l| l == "access-request") {
+        return Err(format!("unexpected issue: {opened:?}").into());
+    }
+    let refusals = |issue: &opal_operator::sim::notify::jira::SimIssue| {
+        issue
+            .comments
+            .iter()
+            .filter(|c| c.to_string().contains("is not an approver"))
+            .count()
+    };
+    if !jira.transition_as(&opened.key, &account(OTHER_ENGINEER), "Approved") {
+        return Err("the bystander could not move the issue".into());
+    }
+    eventually("the ineligible approval is noted", DECISION, || async {
+        Ok(issue().filter(|issue| refusals(issue) == 1).map(drop))
+    })
+    .await?;
+    if status(&org, &yara) != "PENDING" {
+        return Err("an ineligible transition was carried out".into());
+    }
+    jira.transition_as(&opened.key, &account(YARAS_MANAGER), "Declined");
+    eventually("the manager's decline is carried out", DECISION, || async {
+        Ok((status(&org, &yara) == "DENIED").then_some(()))
+    })
+    .await?;
+    eventually("the issue is resolved", DECISION, || async {
+        Ok(issue().filter(|issue| issue.status == "Done").map(drop))
+    })
+    .await?;
+    let comments = Sources::from_config(&org.config()?)?
+        .opal
+        .request_comments(&yara)
+        .await?;
+    if !comments.iter().any(|c| {
+        c.comment.contains(YARAS_MANAGER) && c.comment.contains(&format!("Jira {}", opened.key))
+    }) {
+        return Err(
+            format!("the denial names neither the manager nor the issue: {comments:?}").into(),
+        );
+    }
+    let lists = |org: &Org| org.opal.counters().calls("GET /requests");
+    let seen = lists(&org);
+    eventually("two more passes", DECISION, || async {
+        Ok((lists(&org) >= seen + 2).then_some(()))
+    })
+    .await?;
+    let counters = org.opal.counters();
+    let decisions =
+        counters.calls("POST /requests/{id}/approve") + counters.calls("POST /requests/{id}/deny");
+    let notes = issue().map(|issue| refusals(&issue)).unwrap_or_default();
+    if (decisions, jira.issues().len(), notes) != (1, 1, 1) {
+        return Err(format!(
+            "expected one decision, one issue and one refusal note; saw {decisions}, {}, {notes}",
+            jira.issues().len()
+        )
+        .into());
     }
     operator.stop().await
 }

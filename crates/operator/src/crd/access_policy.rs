@@ -318,9 +318,10 @@ pub enum Weekday {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.escalation) || !has(self.waitAtMost) || duration(self.escalation.after) < duration(self.waitAtMost)").message("escalation.after must be shorter than waitAtMost, or the request is denied before anyone is paged"))]
 pub struct RouteSpec {
-    /// A `jiraServiceManagement` channel (the JSM request's approval decides) or a
-    /// `serviceNow` channel whose table has approvals, such as `sc_req_item` (its
-    /// `sysapproval_approver` records decide) in the operator config.
+    /// A channel of the operator config: `jiraServiceManagement` (the JSM request's approval
+    /// decides), `jira` with `decisions` (moving the issue to the approve or deny status
+    /// decides, by whoever moved it) or `serviceNow` whose table has approvals, such as
+    /// `sc_req_item` (its `sysapproval_approver` records decide).
     #[schemars(length(min = 1, max = 253))]
     pub channel: String,
     /// Emails of the people who may decide. With neither `approvers` nor `requesterManager`,

@@ -203,6 +203,19 @@ pub struct JiraConfig {
     /// status in the "done" category.
     #[serde(default)]
     pub resolve_transition: Option<String>,
+    /// Lets the channel take routed access requests: moving an issue to `approveStatus`
+    /// approves, to `denyStatus` denies, decided by whoever made that transition. Without it
+    /// the channel only takes tickets.
+    #[serde(default)]
+    pub decisions: Option<JiraDecisionStatuses>,
+}
+
+/// The statuses that decide a routed request's Jira issue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JiraDecisionStatuses {
+    pub approve_status: String,
+    pub deny_status: String,
 }
 
 fn default_issue_type() -> String {
@@ -454,6 +467,20 @@ impl ChannelConfig {
                 if let Some(label) = jira.labels.iter().find(|l| l.is_empty() || l.contains(' ')) {
                     return Err(format!("label {label:?} must be non-empty without spaces"));
                 }
+                if let Some(decisions) = &jira.decisions {
+                    required(&decisions.approve_status, "decisions.approveStatus")?;
+                    required(&decisions.deny_status, "decisions.denyStatus")?;
+                    if decisions
+                        .approve_status
+                        .trim()
+                        .eq_ignore_ascii_case(decisions.deny_status.trim())
+                    {
+                        return Err(
+                            "decisions.approveStatus and decisions.denyStatus must differ"
+                                .to_owned(),
+                        );
+                    }
+                }
                 Ok(())
             }
             Self::JiraServiceManagement(jsm) => {
@@ -687,6 +714,38 @@ outbox:
         );
         assert!(text.contains("\"secops-slack\""), "{text}");
         assert!(!text.contains("\"pd\", \"slak"), "{text}");
+    }
+
+    #[test]
+    fn jira_decisions_need_two_distinct_statuses() {
+        let yaml = |decisions: &str| {
+            format!(
+                "channels:\n  jira:\n    type: jira\n    url: https://acme.atlassian.net\n    email: bot@acme.com\n    apiToken: {{env: T}}\n    projectKey: SEC\n{decisions}"
+            )
+        };
+        let good: NotifyConfig = serde_yaml::from_str(&yaml(
+            "    decisions: {approveStatus: Approved, denyStatus: Declined}\n",
+        ))
+        .expect("parse");
+        good.validate().expect("valid");
+        let Some(ChannelConfig::Jira(jira)) = good.channels.get("jira") else {
+            panic!("jira");
+        };
+        assert_eq!(
+            jira.decisions
+                .as_ref()
+                .map(|d| (d.approve_status.as_str(), d.deny_status.as_str())),
+            Some(("Approved", "Declined"))
+        );
+        for bad in [
+            "    decisions: {approveStatus: Done, denyStatus: done}\n",
+            "    decisions: {approveStatus: \"\", denyStatus: Declined}\n",
+        ] {
+            let config: NotifyConfig = serde_yaml::from_str(&yaml(bad)).expect(bad);
+            assert_eq!(config.validate().expect_err(bad).label(), "config", "{bad}");
+        }
+        let typo = yaml("    decisions: {approve: Approved, denyStatus: Declined}\n");
+        assert!(serde_yaml::from_str::<NotifyConfig>(&typo).is_err());
     }
 
     #[test]

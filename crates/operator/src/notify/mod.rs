@@ -72,9 +72,10 @@ mod webhook;
 
 pub use channel::{Channel, ChannelRegistry, DeliveryProgress, Receipt};
 pub use config::{
-    ChannelConfig, ChannelKind, EmailConfig, JiraConfig, JsmConfig, NotifyConfig, OutboxConfig,
-    PagerDutyConfig, PagerDutyRestConfig, ServiceNowConfig, SlackApiConfig, SlackWebhookConfig,
-    SmtpSecurity, SplunkHecConfig, WebhookConfig, validate_channel_refs,
+    ChannelConfig, ChannelKind, EmailConfig, JiraConfig, JiraDecisionStatuses, JsmConfig,
+    NotifyConfig, OutboxConfig, PagerDutyConfig, PagerDutyRestConfig, ServiceNowConfig,
+    SlackApiConfig, SlackWebhookConfig, SmtpSecurity, SplunkHecConfig, WebhookConfig,
+    validate_channel_refs,
 };
 pub use email::{EmailClient, KEY_HEADER};
 pub use error::{EnqueueError, NotifyError};
@@ -96,7 +97,8 @@ pub use pagerduty_rest::{
     OnCallEntry, OnCallQuery, PAGERDUTY_REST_ACCEPT, PagerDutyRest, rest_clients,
 };
 pub use route_desk::{
-    DeskAnswer, RouteDesk, RouteTicket, ServiceDeskRoute, ServiceNowRoute, route_desks,
+    DeskAnswer, JiraIssueRoute, RouteDesk, RouteTicket, ServiceDeskRoute, ServiceNowRoute,
+    route_desks,
 };
 pub use servicenow::{ApprovalState, Record, ServiceNowClient, TaskApproval};
 pub use slack::{PostedMessage, SlackApiClient, SlackUser, SlackWebhookClient};

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::channel::resolve_secret;
 use super::config::{ChannelConfig, ChannelKind, NotifyConfig};
 use super::error::NotifyError;
-use super::jira::{ApprovalDecision, JiraClient, NewRequest};
+use super::jira::{ApprovalDecision, JiraClient, NewIssue, NewRequest, decision_from};
 use super::servicenow::{ApprovalState, ServiceNowClient};
 use crate::secret::KubeSecretSource;
 
@@ -18,7 +18,20 @@ use crate::secret::KubeSecretSource;
 #[derive(Clone, Debug)]
 pub enum RouteDesk {
     ServiceDesk(ServiceDeskRoute),
+    JiraIssue(JiraIssueRoute),
     ServiceNow(ServiceNowRoute),
+}
+
+/// A Jira channel with `decisions`: an issue per request, decided by its status.
+#[derive(Clone, Debug)]
+pub struct JiraIssueRoute {
+    client: JiraClient,
+    project_key: String,
+    issue_type: String,
+    labels: Vec<String>,
+    resolve_transition: Option<String>,
+    approve_status: String,
+    deny_status: String,
 }
 
 /// A JSM channel that takes routed requests.
@@ -57,7 +70,8 @@ pub struct DeskAnswer {
     pub decider_email: Option<String>,
 }
 
-/// A route desk for every `jiraServiceManagement` and `serviceNow` channel, by channel name;
+/// A route desk for every `jiraServiceManagement` and `serviceNow` channel and every `jira`
+/// channel with `decisions`, by channel name;
 /// the first credential that cannot be read fails the whole set.
 pub async fn route_desks(
     config: &NotifyConfig,
@@ -83,6 +97,29 @@ pub async fn route_desks(
                     request_type_id: jsm.request_type_id.clone(),
                     raise_on_behalf_of: jsm.raise_on_behalf_of.clone(),
                     resolve_transition: jsm.resolve_transition.clone(),
+                })
+            }
+            ChannelConfig::Jira(jira) => {
+                let Some(decisions) = &jira.decisions else {
+                    continue;
+                };
+                let token = resolve_secret(name, &jira.api_token, kube).await?;
+                let client = JiraClient::new(
+                    http.clone(),
+                    name,
+                    ChannelKind::Jira,
+                    &jira.url,
+                    &jira.email,
+                    &token,
+                )?;
+                RouteDesk::JiraIssue(JiraIssueRoute {
+                    client,
+                    project_key: jira.project_key.clone(),
+                    issue_type: jira.issue_type.clone(),
+                    labels: jira.labels.clone(),
+                    resolve_transition: jira.resolve_transition.clone(),
+                    approve_status: decisions.approve_status.clone(),
+                    deny_status: decisions.deny_status.clone(),
                 })
             }
             ChannelConfig::ServiceNow(snow) => {
@@ -113,6 +150,7 @@ impl RouteDesk {
     pub fn place(&self, ticket: &str) -> String {
         match self {
             RouteDesk::ServiceDesk(_) => format!("Jira Service Management {ticket}"),
+            RouteDesk::JiraIssue(_) => format!("Jira {ticket}"),
             RouteDesk::ServiceNow(_) => format!("ServiceNow {ticket}"),
         }
     }
@@ -126,6 +164,7 @@ impl RouteDesk {
     ) -> Result<RouteTicket, NotifyError> {
         match self {
             RouteDesk::ServiceDesk(desk) => desk.open(token, summary, description).await,
+            RouteDesk::JiraIssue(desk) => desk.open(token, summary, description).await,
             RouteDesk::ServiceNow(desk) => desk.open(token, summary, description).await,
         }
     }
@@ -134,6 +173,7 @@ impl RouteDesk {
     pub async fn answers(&self, ticket: &str) -> Result<Vec<DeskAnswer>, NotifyError> {
         match self {
             RouteDesk::ServiceDesk(desk) => desk.answers(ticket).await,
+            RouteDesk::JiraIssue(desk) => desk.answers(ticket).await,
             RouteDesk::ServiceNow(desk) => desk.answers(ticket).await,
         }
     }
@@ -148,6 +188,7 @@ impl RouteDesk {
     ) -> Result<bool, NotifyError> {
         match self {
             RouteDesk::ServiceDesk(desk) => desk.note_once(ticket, marker, text).await,
+            RouteDesk::JiraIssue(desk) => desk.note_once(ticket, marker, text).await,
             RouteDesk::ServiceNow(desk) => desk.note_once(ticket, marker, text).await,
         }
     }
@@ -156,6 +197,7 @@ impl RouteDesk {
     pub async fn close(&self, ticket: &str, token: &str, text: &str) -> Result<(), NotifyError> {
         match self {
             RouteDesk::ServiceDesk(desk) => desk.close(ticket, token, text).await,
+            RouteDesk::JiraIssue(desk) => desk.close(ticket, token, text).await,
             RouteDesk::ServiceNow(desk) => desk.close(ticket, token, text).await,
         }
     }
@@ -222,37 +264,58 @@ impl ServiceDeskRoute {
             .collect())
     }
 
-    /// Comments `text` on the request unless a comment already contains `marker`; true when
-    /// it commented now.
     async fn note_once(&self, key: &str, marker: &str, text: &str) -> Result<bool, NotifyError> {
-        if self.client.has_comment_containing(key, marker).await? {
-            return Ok(false);
-        }
-        self.client
-            .add_comment(key, &adf_paragraph(&format!("{text} {marker}")))
-            .await
-            .map(|_| true)
+        comment_once(&self.client, key, marker, text).await
     }
 
-    /// Resolves the request with `text` as the resolution comment; one already done (closed
-    /// before a restart could record it) is left as it is.
     async fn close(&self, key: &str, token: &str, text: &str) -> Result<(), NotifyError> {
-        if self
-            .client
-            .find_by_label(token)
-            .await?
-            .is_some_and(|issue| issue.done)
-        {
-            return Ok(());
-        }
-        self.client
-            .resolve(
-                key,
-                self.resolve_transition.as_deref(),
-                Some(&adf_paragraph(text)),
-            )
-            .await
+        resolve_once(
+            &self.client,
+            key,
+            token,
+            self.resolve_transition.as_deref(),
+            text,
+        )
+        .await
     }
+}
+
+/// Comments `text` on a Jira issue unless a comment already contains `marker`; true when it
+/// commented now.
+async fn comment_once(
+    client: &JiraClient,
+    key: &str,
+    marker: &str,
+    text: &str,
+) -> Result<bool, NotifyError> {
+    if client.has_comment_containing(key, marker).await? {
+        return Ok(false);
+    }
+    client
+        .add_comment(key, &adf_paragraph(&format!("{text} {marker}")))
+        .await
+        .map(|_| true)
+}
+
+/// Resolves a Jira issue with `text` as the resolution comment; one already done (closed
+/// before a restart could record it) is left as it is.
+async fn resolve_once(
+    client: &JiraClient,
+    key: &str,
+    token: &str,
+    transition: Option<&str>,
+    text: &str,
+) -> Result<(), NotifyError> {
+    if client
+        .find_by_label(token)
+        .await?
+        .is_some_and(|issue| issue.done)
+    {
+        return Ok(());
+    }
+    client
+        .resolve(key, transition, Some(&adf_paragraph(text)))
+        .await
 }
 
 impl ServiceNowRoute {
@@ -336,5 +399,72 @@ impl ServiceNowRoute {
         fields.insert("close_notes".to_owned(), text.to_owned());
         self.client.update(&self.table, sys_id, &fields).await?;
         Ok(())
+    }
+}
+
+impl JiraIssueRoute {
+    /// The issue labelled with `token`, created now if none exists.
+    async fn open(
+        &self,
+        token: &str,
+        summary: &str,
+        description: &str,
+    ) -> Result<RouteTicket, NotifyError> {
+        let key = match self.client.find_by_label(token).await? {
+            Some(found) => found.key,
+            None => {
+                let mut labels = vec!["opal-operator".to_owned(), token.to_owned()];
+                labels.extend(self.labels.iter().cloned());
+                self.client
+                    .create_issue(&NewIssue {
+                        project_key: self.project_key.clone(),
+                        issue_type: self.issue_type.clone(),
+                        summary: summary.to_owned(),
+                        description: adf_paragraph(description),
+                        labels,
+                    })
+                    .await?
+                    .key
+            }
+        };
+        Ok(RouteTicket {
+            id: key.clone(),
+            display: key,
+        })
+    }
+
+    /// The decision the issue's status stands for, if any, with the email of whoever moved it
+    /// there (asked of Jira by account when the changelog hides it).
+    async fn answers(&self, key: &str) -> Result<Vec<DeskAnswer>, NotifyError> {
+        let history = self.client.status_history(key).await?;
+        let Some((approve, account, email)) =
+            decision_from(&history, &self.approve_status, &self.deny_status)
+        else {
+            return Ok(Vec::new());
+        };
+        let decider_email = match (email, account) {
+            (Some(email), _) => Some(email),
+            (None, Some(account)) => self.client.user_email(&account).await?,
+            (None, None) => None,
+        };
+        Ok(vec![DeskAnswer {
+            approve,
+            decider_email,
+        }])
+    }
+
+    async fn note_once(&self, key: &str, marker: &str, text: &str) -> Result<bool, NotifyError> {
+        comment_once(&self.client, key, marker, text).await
+    }
+
+    async fn close(&self, key: &str, token: &str, text: &str) -> Result<(), NotifyError> {
+        resolve_once(
+            &self.client,
+            key,
+            token,
+            self.resolve_transition.as_deref(),
+            text,
+        )
+        .await
     }
 }
