@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use libtest_mimic::Failed;
 use opal_operator::controller::requests::{LEDGER_TYPE, WINDOW_INDEX, WindowRecord, entry_name};
-use opal_operator::crd::AccessPolicy;
+use opal_operator::crd::{AccessPolicy, RequestsStatus};
 use opal_operator::notify::{
     ChannelConfig, JiraConfig, JiraDecisionStatuses, JsmConfig, NotifyConfig, PagerDutyConfig,
     PagerDutyRestConfig, ServiceNowConfig,
@@ -689,6 +689,59 @@ async fn routed_requests_are_decided_once_by_an_eligible_jsm_approver(
     if let Err(error) = outcome {
         let events = events_for(&ctx.client, &policy).await?;
         return Err(format!("{}: {events:?}", error.message().unwrap_or_default()).into());
+    }
+    // The policy's status says what was decided, what waits where, and which rule cannot route.
+    let policies = api::<AccessPolicy>(&ctx.client, &ctx.namespace);
+    let counted = |requests: &RequestsStatus, rule: &str, outcome: &str| {
+        requests
+            .decisions
+            .iter()
+            .find(|c| c.rule == rule && c.action == "Route" && c.outcome == outcome)
+            .map(|c| c.count)
+    };
+    let shown = eventually("the policy's requests status", DECISION, || async {
+        let requests = policies
+            .get("routed")
+            .await?
+            .status
+            .and_then(|status| status.requests);
+        Ok(requests.filter(|requests| {
+            counted(requests, "engineers-break-glass", "Approved") == Some(1)
+                && counted(requests, "sales-break-glass", "Denied") == Some(1)
+                && requests.waiting.iter().any(|w| w.request_id == laila)
+        }))
+    })
+    .await;
+    let requests = match shown {
+        Ok(requests) => requests,
+        Err(error) => {
+            let status = policies.get("routed").await?.status;
+            return Err(format!("{}: {status:?}", error.message().unwrap_or_default()).into());
+        }
+    };
+    let waiting: Vec<(&str, &str)> = requests
+        .waiting
+        .iter()
+        .map(|w| (w.request_id.as_str(), w.ticket.as_str()))
+        .collect();
+    if waiting != [(laila.as_str(), laila_ticket.as_str())] || requests.waiting_count != 1 {
+        return Err(format!("only Laila's request waits, on {laila_ticket}: {waiting:?}").into());
+    }
+    if counted(&requests, "engineers-break-glass", "DecidedElsewhere") != Some(1)
+        || counted(&requests, "engineers-break-glass", "AnswerRefused") != Some(1)
+        || requests.last_decision.is_none()
+    {
+        return Err(format!("decisions miscounted: {:?}", requests.decisions).into());
+    }
+    if !(requests.unroutable.len() == 1
+        && requests.unroutable[0].contains("marketing-break-glass")
+        && requests.unroutable[0].contains("no-such-desk"))
+    {
+        return Err(format!(
+            "the misrouted rule is not reported: {:?}",
+            requests.unroutable
+        )
+        .into());
     }
     operator.stop().await
 }

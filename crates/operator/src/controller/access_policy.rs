@@ -8,7 +8,7 @@ use kube::runtime::controller::Action;
 
 use super::objects::{Kind, generation, key_of};
 use super::{ReconcileError, ReportContext, apply_status, status};
-use crate::crd::AccessPolicy;
+use crate::crd::{AccessPolicy, AccessPolicyStatus};
 
 pub(super) async fn reconcile_access_policy(
     object: Arc<AccessPolicy>,
@@ -30,7 +30,12 @@ pub(super) async fn reconcile_access_policy(
         object.status.as_ref(),
         Utc::now(),
     );
-    if object.status.as_ref() != Some(&status) {
+    // The decider owns `requests`; this controller neither sends nor compares it.
+    let current = object.status.clone().map(|current| AccessPolicyStatus {
+        requests: None,
+        ..current
+    });
+    if current.as_ref() != Some(&status) {
         let api: Api<AccessPolicy> = Api::namespaced(context.kube.clone(), &key.namespace);
         apply_status(&api, &key.name, &status).await?;
     }

@@ -372,6 +372,7 @@ pub async fn run_on(
             desks,
             events: EventSink::new(client.clone(), &options.identity),
             expiry_grace: config.requests.expiry_grace(),
+            book: requests::StatusBook::new(client.clone()),
         }),
         doorbell,
         config.requests.poll_interval(),

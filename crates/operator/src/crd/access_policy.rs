@@ -605,6 +605,77 @@ pub struct AccessPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
     pub request_rules: Option<RequestRulesStatus>,
+    /// What the `requests` rules decided, written by the request decider (on the leader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
+    pub requests: Option<RequestsStatus>,
+}
+
+/// What a policy's `requests` rules decided and what waits. Counts are kept here as decisions
+/// happen; the ledger of Secrets stays the record of each request.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestsStatus {
+    /// Decisions so far, by rule, action and outcome (`Approved`, `Denied`, `Routed`,
+    /// `DecidedElsewhere`, `AnswerRefused`, `Escalated`, `ExpiredGrantRevoked`).
+    #[serde(default)]
+    #[schemars(length(max = 500))]
+    pub decisions: Vec<RequestDecisionCount>,
+    /// Routed requests waiting for an eligible answer, oldest first (at most 50).
+    #[serde(default)]
+    #[schemars(length(max = 50))]
+    pub waiting: Vec<WaitingRequest>,
+    /// How many routed requests wait, when more than `waiting` lists.
+    #[serde(default)]
+    pub waiting_count: i32,
+    /// The latest decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<LastRequestDecision>,
+    /// Rules whose route cannot be followed with the operator config (an unknown channel, a
+    /// channel that takes no routes, an escalation without PagerDuty credentials); their
+    /// requests wait untouched until it is fixed.
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    pub unroutable: Vec<String>,
+}
+
+/// One count of [`RequestsStatus::decisions`].
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestDecisionCount {
+    pub rule: String,
+    /// The rule's action (`AutoApprove`, `Deny`, `Route`; `Lockdown` never counts here).
+    pub action: String,
+    pub outcome: String,
+    pub count: i64,
+}
+
+/// A routed request waiting on its ticket.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingRequest {
+    pub request_id: String,
+    pub rule: String,
+    pub channel: String,
+    /// The ticket as people call it.
+    #[serde(default)]
+    pub ticket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    /// Set once the on-call was paged about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+}
+
+/// The latest decision of a policy's rules.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRequestDecision {
+    pub request_id: String,
+    pub rule: String,
+    pub action: String,
+    pub outcome: String,
+    pub at: DateTime<Utc>,
 }
 
 /// How many `requests` rules there are and which cannot be read (those match nothing).

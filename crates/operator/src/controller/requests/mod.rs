@@ -5,6 +5,7 @@
 //! claim → re-read the request → act with the decision's comment → record. A `Route` opens a
 //! ticket after its claim and waits for an eligible answer there (`route.rs`).
 
+mod book;
 mod ledger;
 mod route;
 mod window;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{Notify, watch};
 
+pub use self::book::StatusBook;
 pub use self::ledger::{
     Entry, Index, LEDGER_TYPE, Ledger, LedgerError, Phase, ROUTE_INDEX, RouteRecord, WINDOW_INDEX,
     WindowGrant, WindowRecord, entry_name,
@@ -24,7 +26,7 @@ use super::SyncView;
 use super::events::EventSink;
 use super::leader::Leadership;
 use super::objects::{Stores, key_of};
-use crate::crd::Sensitivity;
+use crate::crd::{Sensitivity, WaitingRequest};
 use crate::engine::{
     LockdownInput, ObjectKey, OnCallAnswer, OnCallCondition, PolicyRequestRules, RequestDecision,
     RequestFacts, RequestVerdict, RequestedTarget, TargetKind, TenancyGrant, decide_request,
@@ -83,6 +85,8 @@ pub struct RequestContext {
     /// How long an approved grant may still show in Opal after its window before it is
     /// removed.
     pub expiry_grace: chrono::Duration,
+    /// Each policy's `status.requests`.
+    pub book: StatusBook,
 }
 
 /// Records an Event on the object that decided `entry`: its AccessPolicy, or its Lockdown.
@@ -99,6 +103,9 @@ pub(super) fn announce(
     let key = ObjectKey::new(namespace, name);
     let events = &context.events;
     if let Some(policy) = context.stores.access_policy(&key) {
+        context
+            .book
+            .record(&policy, key.clone(), entry, reason, Utc::now());
         if warning {
             events.warning(&*policy, reason, "Request", note);
         } else {
@@ -133,7 +140,8 @@ pub async fn run_request_loop(
         tokio::select! {
             () = wait => {},
             () = doorbell.notified() => {},
-            _ = leadership.changed() => {},
+            // Another replica may have counted meanwhile: read the counts again.
+            _ = leadership.changed() => context.book.forget(),
         }
     }
 }
@@ -266,9 +274,15 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
         decided += 1;
     }
     // One route's failure (its ticket system down, say) must not hold the others up.
+    let mut waiting: BTreeMap<ObjectKey, Vec<WaitingRequest>> = BTreeMap::new();
     for request_id in context.ledger.listed(Index::Routes).await? {
         let followed = match context.ledger.get(&request_id).await {
-            Ok(Some(entry)) => route::follow(context, entry).await,
+            Ok(Some(entry)) => {
+                if let Some((key, request)) = waiting_request(&entry) {
+                    waiting.entry(key).or_default().push(request);
+                }
+                route::follow(context, entry).await
+            }
             Ok(None) => Ok(()),
             Err(error) => Err(error.into()),
         };
@@ -278,7 +292,51 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
         }
     }
     window::follow_all(context).await?;
+    let desks: BTreeSet<&str> = context.desks.keys().map(String::as_str).collect();
+    let pagers: BTreeSet<&str> = context.on_call.keys().map(String::as_str).collect();
+    let unroutable = pass
+        .rules
+        .iter()
+        .map(|rules| {
+            (
+                rules.policy.clone(),
+                book::unroutable_rules(rules, &desks, &pagers),
+            )
+        })
+        .collect();
+    let policies: Vec<_> = context
+        .stores
+        .access_policies
+        .state()
+        .into_iter()
+        .filter(|policy| !policy.spec.requests.is_empty())
+        .collect();
+    context.book.publish(&policies, waiting, unroutable).await;
     Ok(decided)
+}
+
+/// A routed entry still waiting for its answer, as its policy's status lists it.
+fn waiting_request(entry: &Entry) -> Option<(ObjectKey, WaitingRequest)> {
+    let route = entry.route.as_ref()?;
+    if entry.phase != Phase::Routed {
+        return None;
+    }
+    let (namespace, name) = entry.decided_by.split_once('/')?;
+    Some((
+        ObjectKey::new(namespace, name),
+        WaitingRequest {
+            request_id: entry.request_id.clone(),
+            rule: entry.rule.clone(),
+            channel: route.channel.clone(),
+            ticket: route
+                .ticket_display
+                .clone()
+                .or_else(|| route.ticket.clone())
+                .unwrap_or_default(),
+            since: route.routed_at,
+            incident: route.incident.clone(),
+        },
+    ))
 }
 
 /// Opens a claimed route's ticket. A failure (the channel missing from the config, its

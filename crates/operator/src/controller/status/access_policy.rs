@@ -126,6 +126,8 @@ pub fn access_policy_status(
                 invalid: invalid_rules(request_rules),
             },
         ),
+        // Written by the request decider under its own field manager.
+        requests: None,
     }
 }
 
