@@ -974,10 +974,11 @@ impl JiraClient {
             return Err(self.failure(OPERATION, &response));
         }
         let page: CommentPage = self.http.decode(OPERATION, &response)?;
-        Ok(page
-            .comments
-            .iter()
-            .any(|comment| comment.body.to_string().contains(marker)))
+        // Compared with the text as people read it too: in the JSON form a marker holding
+        // quotes or backslashes is escaped and would never be found.
+        Ok(page.comments.iter().any(|comment| {
+            comment.body.to_string().contains(marker) || adf_text(&comment.body).contains(marker)
+        }))
     }
 
     /// `GET /rest/api/3/issue/{key}/transitions`.
@@ -1458,5 +1459,44 @@ mod tests {
             }
             other => panic!("expected an HTTP failure, got {other:?}"),
         }
+    }
+}
+
+/// The text of an ADF document (or a plain string body), its text nodes joined in order.
+fn adf_text(body: &Value) -> String {
+    fn collect(node: &Value, out: &mut String) {
+        match node {
+            Value::String(text) => out.push_str(text),
+            Value::Object(fields) => {
+                if let Some(Value::String(text)) = fields.get("text") {
+                    out.push_str(text);
+                }
+                if let Some(Value::Array(children)) = fields.get("content") {
+                    for child in children {
+                        collect(child, out);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| collect(item, out)),
+            _ => {}
+        }
+    }
+    let mut text = String::new();
+    collect(body, &mut text);
+    text
+}
+
+#[cfg(test)]
+mod adf_text_tests {
+    use super::*;
+
+    #[test]
+    fn the_text_of_a_comment_keeps_quotes_unescaped() {
+        let body = json!({"type": "doc", "version": 1, "content": [{"type": "paragraph",
+            "content": [{"type": "text", "text": "refused: rule \"x\" [m]"}]}]});
+        let marker = "rule \"x\" [m]";
+        assert!(!body.to_string().contains(marker));
+        assert!(adf_text(&body).contains(marker));
+        assert_eq!(adf_text(&json!("plain \"body\"")), "plain \"body\"");
     }
 }
