@@ -643,10 +643,13 @@ pub struct RequestsStatus {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestDecisionCount {
+    /// The rule's name.
     pub rule: String,
     /// The rule's action (`AutoApprove`, `Deny`, `Route`; `Lockdown` never counts here).
     pub action: String,
+    /// What happened to the requests counted here.
     pub outcome: String,
+    /// How many times.
     pub count: i64,
 }
 
@@ -654,12 +657,16 @@ pub struct RequestDecisionCount {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct WaitingRequest {
+    /// The Opal request's id.
     pub request_id: String,
+    /// The rule that routed it.
     pub rule: String,
+    /// The channel it waits in.
     pub channel: String,
     /// The ticket as people call it.
     #[serde(default)]
     pub ticket: String,
+    /// When it was routed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
     /// Set once the on-call was paged about it.
@@ -671,10 +678,15 @@ pub struct WaitingRequest {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct LastRequestDecision {
+    /// The Opal request's id.
     pub request_id: String,
+    /// The rule that decided it.
     pub rule: String,
+    /// The rule's action.
     pub action: String,
+    /// What happened.
     pub outcome: String,
+    /// When.
     pub at: DateTime<Utc>,
 }
 
