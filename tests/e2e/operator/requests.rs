@@ -17,6 +17,7 @@ use opal_operator::notify::{
 };
 use opal_operator::opal::model::ApprovalLevel;
 use opal_operator::secret::{SecretKeySelector, SecretRef};
+use opal_operator::sim::hris::FaultRates;
 use opal_operator::sim::notify::jira::{JiraSim, JiraSimConfig, SimApprover, SimStatus, SimUser};
 use opal_operator::sim::notify::pagerduty::{IncidentStatus, PagerDutySim, PagerDutySimConfig};
 use opal_operator::sim::notify::servicenow::{ServiceNowSim, ServiceNowSimConfig, SimSnUser};
@@ -240,14 +241,7 @@ async fn rules_approve_and_deny_pending_requests_once_and_resume_claimed_entries
 
     // Several more passes go by: nothing is decided twice, and the unmatched request stays
     // with Opal's reviewers without a ledger entry.
-    let lists = |org: &Org| org.opal.counters().calls("GET /requests");
-    let seen = lists(&org);
-    eventually(
-        "two more passes over pending requests",
-        DECISION,
-        || async { Ok((lists(&org) >= seen + 2).then_some(())) },
-    )
-    .await?;
+    passes(&org, 2, "two more passes over pending requests").await?;
     if status(&org, &untouched) != "PENDING" || ledger_phase(&ctx, &untouched).await?.is_some() {
         return Err("a request no rule matches was acted on".into());
     }
@@ -636,12 +630,7 @@ async fn routed_requests_are_decided_once_by_an_eligible_jsm_approver(
     }
 
     // More passes: no second ticket, no second decision, no second refusal note.
-    let lists = |org: &Org| org.opal.counters().calls("GET /requests");
-    let seen = lists(&org);
-    eventually("two more passes", DECISION, || async {
-        Ok((lists(&org) >= seen + 2).then_some(()))
-    })
-    .await?;
+    passes(&org, 2, "two more passes").await?;
     let counters = org.opal.counters();
     let decisions =
         counters.calls("POST /requests/{id}/approve") + counters.calls("POST /requests/{id}/deny");
@@ -1112,12 +1101,7 @@ async fn requests_routed_to_servicenow_are_decided_by_an_eligible_approval_recor
             format!("the approval names neither the manager nor {number}: {comments:?}").into(),
         );
     }
-    let lists = |org: &Org| org.opal.counters().calls("GET /requests");
-    let seen = lists(&org);
-    eventually("two more passes", DECISION, || async {
-        Ok((lists(&org) >= seen + 2).then_some(()))
-    })
-    .await?;
+    passes(&org, 2, "two more passes").await?;
     let approvals = org.opal.counters().calls("POST /requests/{id}/approve");
     let items = servicenow.records("sc_req_item").len();
     let notes = ritm().map(|record| refusal(&record)).unwrap_or_default();
@@ -1149,6 +1133,16 @@ async fn requests_routed_to_servicenow_are_decided_by_an_eligible_approval_recor
         return Err(format!("no RequestEscalated Event: {events:?}").into());
     }
     operator.stop().await
+}
+
+/// Waits until the decider has listed pending requests `count` more times.
+async fn passes(org: &Org, count: u64, what: &str) -> Result<(), Failed> {
+    let lists = || org.opal.counters().calls("GET /requests");
+    let seen = lists();
+    eventually(what, DECISION, || async {
+        Ok((lists() >= seen + count).then_some(()))
+    })
+    .await
 }
 
 /// `Route` to a plain Jira issue decided by its status: moving it to `Approved` by someone the
@@ -1219,6 +1213,11 @@ async fn requests_routed_to_a_jira_issue_are_decided_by_its_status_transition(
         group(&org, BREAK_GLASS)?,
         60,
     )?;
+    // HR answers nothing at first, so the requester's manager cannot be known yet.
+    org.hr.set_fault_rates(FaultRates {
+        service_unavailable: 1.0,
+        ..Default::default()
+    });
     let operator = InProcessOperator::start(
         &ctx,
         &org,
@@ -1249,6 +1248,12 @@ async fn requests_routed_to_a_jira_issue_are_decided_by_its_status_transition(
     if !jira.transition_as(&opened.key, &account(OTHER_ENGINEER), "Approved") {
         return Err("the bystander could not move the issue".into());
     }
+    // Until HR is read no answer is judged: a manager's answer judged then would be refused.
+    passes(&org, 2, "two passes without HR").await?;
+    if issue().is_none_or(|issue| refusals(&issue) != 0) || status(&org, &yara) != "PENDING" {
+        return Err("an answer was judged before the requester's manager could be known".into());
+    }
+    org.hr.set_fault_rates(FaultRates::default());
     eventually("the ineligible approval is noted", DECISION, || async {
         Ok(issue().filter(|issue| refusals(issue) == 1).map(drop))
     })
@@ -1276,12 +1281,7 @@ async fn requests_routed_to_a_jira_issue_are_decided_by_its_status_transition(
             format!("the denial names neither the manager nor the issue: {comments:?}").into(),
         );
     }
-    let lists = |org: &Org| org.opal.counters().calls("GET /requests");
-    let seen = lists(&org);
-    eventually("two more passes", DECISION, || async {
-        Ok((lists(&org) >= seen + 2).then_some(()))
-    })
-    .await?;
+    passes(&org, 2, "two more passes").await?;
     let counters = org.opal.counters();
     let decisions =
         counters.calls("POST /requests/{id}/approve") + counters.calls("POST /requests/{id}/deny");

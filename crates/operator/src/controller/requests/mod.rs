@@ -47,8 +47,14 @@ pub enum RequestError {
     Ledger(#[from] LedgerError),
     #[error("lost the lease before acting on request {0}; the new leader resumes its entry")]
     NotLeader(String),
-    #[error("route: no jiraServiceManagement or serviceNow channel {0:?} in the operator config")]
+    #[error(
+        "route: no jiraServiceManagement, serviceNow or jira (with decisions) channel {0:?} in the operator config"
+    )]
     NoDesk(String),
+    #[error(
+        "route: the requester's manager is not known until HR has been read; retried next pass"
+    )]
+    HrNotRead,
     #[error(
         "route escalation: no pagerDuty channel {0:?} with rest credentials in the operator config"
     )]

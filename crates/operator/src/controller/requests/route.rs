@@ -164,10 +164,15 @@ async fn wait(context: &RequestContext, mut entry: Entry) -> Result<(), RequestE
         .unwrap_or_else(|| ticket.clone());
     let place = desk.place(&shown);
     let decided_by = format!("AccessPolicy {} rule {:?}", entry.decided_by, entry.rule);
-    let manager = manager_email(context, &request).await;
+    let answers = desk.answers(&ticket).await?;
+    let manager = if route.plan().requester_manager && !answers.is_empty() {
+        manager_email(context, &request).await?
+    } else {
+        None
+    };
     let mut carried = None;
     // The first eligible answer decides; each ineligible one before it is noted once.
-    for answer in desk.answers(&ticket).await? {
+    for answer in answers {
         let decider_user_id = match &answer.decider_email {
             Some(email) => context
                 .opal
@@ -301,13 +306,25 @@ fn timeout_comment(entry: &Entry, place: &str, decided_by: &str) -> String {
     format!("denied: no eligible answer{wait} in {place} (routed by {decided_by}).")
 }
 
-async fn manager_email(context: &RequestContext, request: &Request) -> Option<String> {
-    let email = requester_email(context, request).await?;
-    let view = context.views.borrow().clone()?;
-    view.employees
+/// The requester's HR manager. A lookup that fails, or HR not read yet, is an error rather
+/// than "no manager": the manager's answer would otherwise be refused on the ticket.
+async fn manager_email(
+    context: &RequestContext,
+    request: &Request,
+) -> Result<Option<String>, RequestError> {
+    let Some(requester) = context.opal.user_by_id(&request.requester_id).await? else {
+        return Ok(None);
+    };
+    let view = context
+        .views
+        .borrow()
+        .clone()
+        .ok_or(RequestError::HrNotRead)?;
+    Ok(view
+        .employees
         .iter()
-        .find(|employee| employee.email.eq_ignore_ascii_case(&email))
-        .and_then(|employee| employee.manager_email.clone())
+        .find(|employee| employee.email.eq_ignore_ascii_case(&requester.email))
+        .and_then(|employee| employee.manager_email.clone()))
 }
 
 /// Closes a settled entry's ticket with what happened and takes it out of the index.
