@@ -101,7 +101,11 @@ pub use route_desk::{
     route_desks,
 };
 pub use servicenow::{ApprovalState, Record, ServiceNowClient, TaskApproval};
-pub use slack::{PostedMessage, SlackApiClient, SlackUser, SlackWebhookClient};
+pub use slack::{
+    BlockAction, ButtonMessage, PostedMessage, SLACK_APPROVE_ACTION, SLACK_BLOCK_ACTION_MAX_BYTES,
+    SLACK_DENY_ACTION, SLACK_HISTORY_MAX_PAGES, SLACK_HISTORY_PAGE_LIMIT, SLACK_ROUTE_EVENT_TYPE,
+    SlackApiClient, SlackUser, SlackWebhookClient, parse_block_action,
+};
 pub use splunk::{HecAck, HecClient, HecError};
 pub use webhook::{
     EVENT_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookClient, sign,
