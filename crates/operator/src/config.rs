@@ -86,6 +86,11 @@ pub struct RequestSettings {
     /// before the operator removes it (Opal's own expiry gets this long to act).
     #[serde(default = "default_expiry_grace")]
     pub expiry_grace: GoDuration,
+    /// Go duration a decided request's ledger entry is kept after it was claimed, once Opal no
+    /// longer shows the request pending and nothing about it is followed any more (`0s`
+    /// keeps entries forever).
+    #[serde(default = "default_ledger_retention")]
+    pub ledger_retention: GoDuration,
 }
 
 impl Default for RequestSettings {
@@ -93,8 +98,13 @@ impl Default for RequestSettings {
         Self {
             poll_interval: default_request_poll_interval(),
             expiry_grace: default_expiry_grace(),
+            ledger_retention: default_ledger_retention(),
         }
     }
+}
+
+fn default_ledger_retention() -> GoDuration {
+    GoDuration::from_secs(7 * 24 * 3600)
 }
 
 fn default_expiry_grace() -> GoDuration {
@@ -105,6 +115,13 @@ impl RequestSettings {
     /// The grace after an approved window before a grant still shown is removed.
     pub fn expiry_grace(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.expiry_grace.to_std()).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// How long decided entries are kept; `None` keeps them forever.
+    pub fn ledger_retention(&self) -> Option<chrono::Duration> {
+        let retention = self.ledger_retention.to_std();
+        (!retention.is_zero())
+            .then(|| chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX))
     }
 
     /// The poll interval; `None` when turned off.

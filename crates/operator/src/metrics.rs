@@ -142,6 +142,7 @@ pub struct Metrics {
     webhook_requests: Family<WebhookLabels, Counter>,
     request_decisions: Family<RequestDecisionLabels, Counter>,
     request_window_grants: Family<OutcomeLabels, Counter>,
+    request_ledger_removed: Counter,
     request_decision_latency: Histogram,
     opal_calls: Arc<OpalCallMetrics>,
     notify: Arc<PrometheusMetrics>,
@@ -225,6 +226,12 @@ impl Metrics {
             "Grants of operator-approved requests acted on after approval, by outcome (Shortened to the rule's grantAtMost, Revoked after outliving the window, Failed)",
             request_window_grants.clone(),
         );
+        let request_ledger_removed = Counter::default();
+        registry.register(
+            "request_ledger_entries_removed",
+            "Ledger entries of decided requests removed after requests.ledgerRetention",
+            request_ledger_removed.clone(),
+        );
         let request_decision_latency = time_to_revoke_histogram();
         registry.register(
             "request_decision_latency_seconds",
@@ -259,6 +266,7 @@ impl Metrics {
             webhook_requests,
             request_decisions,
             request_window_grants,
+            request_ledger_removed,
             request_decision_latency,
             opal_calls,
             notify,
@@ -365,6 +373,11 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Ledger entries removed after their retention.
+    pub fn request_ledger_removed(&self, count: u64) {
+        self.request_ledger_removed.inc_by(count);
     }
 
     /// Creation in Opal to the decision applied.

@@ -134,6 +134,19 @@ impl Org {
         OperatorConfig::from_path(&self.config_path).map_err(|e| to_failed("config")(e.to_string()))
     }
 
+    /// Changes the operator's config file; an operator started afterwards reads the change.
+    pub fn patch_config(&self, patch: impl FnOnce(&mut Value)) -> Result<(), Failed> {
+        let text = std::fs::read_to_string(&self.config_path)
+            .map_err(|e| to_failed("reading the config")(e.to_string()))?;
+        let mut config: Value =
+            serde_yaml::from_str(&text).map_err(|e| to_failed("config YAML")(e.to_string()))?;
+        patch(&mut config);
+        let text =
+            serde_yaml::to_string(&config).map_err(|e| to_failed("config YAML")(e.to_string()))?;
+        std::fs::write(&self.config_path, text)
+            .map_err(|e| to_failed("writing the config")(e.to_string()))
+    }
+
     /// Creates the sample manifests (and the CRDs) in the trial namespace.
     pub async fn apply_manifests(&self, client: &Client) -> Result<(), Failed> {
         apply_crds(client).await?;

@@ -9,7 +9,9 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use libtest_mimic::Failed;
-use opal_operator::controller::requests::{LEDGER_TYPE, WINDOW_INDEX, WindowRecord, entry_name};
+use opal_operator::controller::requests::{
+    Entry, Index, LEDGER_TYPE, Ledger, Phase, WINDOW_INDEX, WindowRecord, entry_name,
+};
 use opal_operator::crd::{AccessPolicy, RequestsStatus};
 use opal_operator::notify::{
     ChannelConfig, JiraConfig, JiraDecisionStatuses, JsmConfig, NotifyConfig, PagerDutyConfig,
@@ -38,6 +40,7 @@ pub fn trials() -> Vec<E2eTrial> {
         e2e_trial!(approved_grants_are_cut_to_their_rule_and_removed_once_they_outlive_it),
         e2e_trial!(requests_routed_to_servicenow_are_decided_by_an_eligible_approval_record),
         e2e_trial!(requests_routed_to_a_jira_issue_are_decided_by_its_status_transition),
+        e2e_trial!(old_ledger_entries_go_once_decided_but_never_while_opal_shows_them_pending),
     ]
 }
 
@@ -1290,6 +1293,76 @@ async fn requests_routed_to_a_jira_issue_are_decided_by_its_status_transition(
         return Err(format!(
             "expected one decision, one issue and one refusal note; saw {decisions}, {}, {notes}",
             jira.issues().len()
+        )
+        .into());
+    }
+    operator.stop().await
+}
+
+/// With a two-second `ledgerRetention`, a denied request's entry is deleted and leaves the
+/// entries index, while an entry carried out whose request Opal still shows pending (as an
+/// approval that leaves a later reviewer stage) is kept, so the request is not decided again.
+async fn old_ledger_entries_go_once_decided_but_never_while_opal_shows_them_pending(
+    ctx: TestContext,
+) -> Result<(), Failed> {
+    let mut org = Org::start(&ctx.namespace, "10m").await?;
+    org.patch_config(|config| config["requests"]["ledgerRetention"] = json!("2s"))?;
+    org.manifests
+        .access_policies
+        .push(jit_policy(&ctx.namespace)?);
+    org.apply_manifests(&ctx.client).await?;
+    let engineer = opal_user_id(&org, ENGINEER)?;
+    let denied = pending(&org, &engineer, group(&org, CONTRACTORS)?, -1)?;
+    let still_pending = pending(&org, &engineer, group(&org, BREAK_GLASS)?, 60)?;
+    let ledger = Ledger::new(ctx.client.clone(), &ctx.namespace);
+    ledger
+        .claim(&Entry {
+            request_id: still_pending.clone(),
+            phase: Phase::Applied,
+            decided_by: format!("{}/jit", ctx.namespace),
+            rule: "engineers-break-glass".to_owned(),
+            action: "AutoApprove".to_owned(),
+            comment: "approved at the first reviewer stage".to_owned(),
+            claimed_at: chrono::Utc::now() - chrono::Duration::hours(1),
+            outcome: "Opal waits for a later stage".to_owned(),
+            route: None,
+            grant_at_most_seconds: None,
+            window: None,
+        })
+        .await?;
+    let operator = InProcessOperator::start(
+        &ctx,
+        &org,
+        OperatorOptions {
+            interval: Duration::from_secs(600),
+            lease: true,
+            identity: "e2e-ledger-gc".into(),
+        },
+    )
+    .await?;
+    eventually(
+        "the denial is carried out and its entry removed",
+        DECISION,
+        || async {
+            let gone = ledger_phase(&ctx, &denied).await?.is_none();
+            Ok((status(&org, &denied) == "DENIED" && gone).then_some(()))
+        },
+    )
+    .await?;
+    let listed = ledger.listed(Index::Entries).await?;
+    if listed.contains(&denied) || !listed.contains(&still_pending) {
+        return Err(format!("unexpected entries index: {listed:?}").into());
+    }
+    passes(&org, 3, "three more passes").await?;
+    let counters = org.opal.counters();
+    let decisions =
+        counters.calls("POST /requests/{id}/approve") + counters.calls("POST /requests/{id}/deny");
+    if ledger_phase(&ctx, &still_pending).await?.as_deref() != Some("Applied")
+        || status(&org, &still_pending) != "PENDING"
+        || decisions != 1
+    {
+        return Err(format!(
+            "the entry of a request Opal shows pending was removed or decided again ({decisions} decisions)"
         )
         .into());
     }

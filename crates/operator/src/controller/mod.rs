@@ -373,6 +373,7 @@ pub async fn run_on(
             events: EventSink::new(client.clone(), &options.identity),
             expiry_grace: config.requests.expiry_grace(),
             book: requests::StatusBook::new(client.clone()),
+            ledger_retention: config.requests.ledger_retention(),
         }),
         doorbell,
         config.requests.poll_interval(),

@@ -2,7 +2,9 @@
 //! the request. Creating it is the claim (the apiserver lets exactly one creator win), and it
 //! records the decision before Opal is touched, so a restart or a second replica resumes the
 //! same decision instead of making a new one. Secrets because the operator already holds
-//! exactly get/create/patch/delete on them there and nothing else; no listing is needed.
+//! exactly get/create/patch/delete on them there and nothing else; no listing is needed, since
+//! index Secrets name the entries each part of the decider follows, and every entry is in the
+//! entries index before it exists, so old ones can be found and removed.
 
 use std::collections::BTreeMap;
 
@@ -187,6 +189,9 @@ pub const ROUTE_INDEX: &str = "opal-request-routes";
 /// The Secret listing the approvals whose window is still followed.
 pub const WINDOW_INDEX: &str = "opal-request-windows";
 
+/// The Secret listing every entry, written before the entry is created.
+pub const ENTRY_INDEX: &str = "opal-request-entries";
+
 /// The lists of entries a pass follows besides the pending requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Index {
@@ -194,6 +199,8 @@ pub enum Index {
     Routes,
     /// Approvals whose window is not over.
     Windows,
+    /// Every entry, until it is removed.
+    Entries,
 }
 
 impl Index {
@@ -201,6 +208,7 @@ impl Index {
         match self {
             Index::Routes => ROUTE_INDEX,
             Index::Windows => WINDOW_INDEX,
+            Index::Entries => ENTRY_INDEX,
         }
     }
 }
@@ -342,7 +350,9 @@ impl Ledger {
     }
 
     /// Claims the request with `entry`; when another claim won, returns that one instead.
+    /// Indexed first, so that no entry exists that [`Index::Entries`] does not name.
     pub async fn claim(&self, entry: &Entry) -> Result<Entry, LedgerError> {
+        self.index(Index::Entries, &entry.request_id, true).await?;
         match self
             .api
             .create(&PostParams::default(), &entry.to_secret(&self.namespace))
@@ -377,6 +387,19 @@ impl Ledger {
             )
             .await?;
         Ok(())
+    }
+
+    /// Deletes the request's entry; one already gone is fine.
+    pub async fn remove(&self, request_id: &str) -> Result<(), LedgerError> {
+        match self
+            .api
+            .delete(&entry_name(request_id), &Default::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Request ids listed in `index`.

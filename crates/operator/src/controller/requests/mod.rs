@@ -6,6 +6,7 @@
 //! ticket after its claim and waits for an eligible answer there (`route.rs`).
 
 mod book;
+mod gc;
 mod ledger;
 mod route;
 mod window;
@@ -93,6 +94,17 @@ pub struct RequestContext {
     pub expiry_grace: chrono::Duration,
     /// Each policy's `status.requests`.
     pub book: StatusBook,
+    /// How long decided entries are kept (`requests.ledgerRetention`); `None`: forever.
+    pub ledger_retention: Option<chrono::Duration>,
+}
+
+/// How often old ledger entries are looked for: a quarter of the retention, between a second
+/// and an hour.
+fn collection_interval(retention: chrono::Duration) -> Duration {
+    (retention / 4)
+        .to_std()
+        .unwrap_or(Duration::MAX)
+        .clamp(Duration::from_secs(1), Duration::from_secs(3600))
 }
 
 /// Records an Event on the object that decided `entry`: its AccessPolicy, or its Lockdown.
@@ -129,12 +141,25 @@ pub async fn run_request_loop(
     poll: Option<Duration>,
 ) {
     let mut leadership = context.leadership.clone();
+    let mut collected_at: Option<tokio::time::Instant> = None;
     loop {
         if leadership.is_leader() {
             match decide_pending(&context).await {
                 Ok(decided) if decided > 0 => tracing::info!(decided, "pending requests decided"),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "deciding pending requests failed"),
+            }
+            if let Some(retention) = context.ledger_retention
+                && collected_at.is_none_or(|at| at.elapsed() >= collection_interval(retention))
+            {
+                collected_at = Some(tokio::time::Instant::now());
+                match gc::collect(&context, retention).await {
+                    Ok(removed) if removed > 0 => {
+                        tracing::info!(removed, "old request ledger entries removed");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "removing old ledger entries failed"),
+                }
             }
         }
         let wait = async {
