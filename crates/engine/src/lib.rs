@@ -26,7 +26,7 @@ pub use requests::{
     RequestConditions, RequestDecision, RequestFacts, RequestRule, RequestVerdict, RequestedTarget,
     RouteAnswer, RouteEscalation, RouteJudgment, RoutePlan, WindowStep, approved_window,
     decide_request, escalation_due, judge_route_answer, lockdowns_on_request, route_expired,
-    window_step,
+    window_step, window_step_due,
 };
 pub use restore::{RestoreDecision, RestoreDeferred, RestoreSkip, plan_restore};
 pub use rules::{

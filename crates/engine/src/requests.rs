@@ -223,6 +223,18 @@ pub fn window_step(
     }
 }
 
+/// Whether [`window_step`] could answer anything but `Wait` for a grant at `now`, so that its
+/// state in Opal is worth reading: while a capped grant may still be cut, and after the window
+/// and its grace.
+pub fn window_step_due(
+    window: &ApprovedWindow,
+    shortened: bool,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> bool {
+    now > window.until + grace || (window.capped && !shortened && now < window.until)
+}
+
 /// Whether a request routed at `routed_at` has waited long enough to page its escalation.
 pub fn escalation_due(plan: &RoutePlan, routed_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     plan.escalation

@@ -926,6 +926,47 @@ fn the_approved_window_is_the_shorter_of_the_request_and_the_rule() {
 }
 
 #[test]
+fn a_window_step_is_due_exactly_when_it_could_be_more_than_waiting() {
+    let at = now();
+    let grace = Duration::minutes(10);
+    let mut seen = (0, 0);
+    for capped in [false, true] {
+        let window = ApprovedWindow {
+            until: at + Duration::hours(1),
+            capped,
+        };
+        for shortened in [false, true] {
+            for offset in [-30, 0, 59, 60, 65, 69, 70, 71, 200] {
+                let now = at + Duration::minutes(offset);
+                let due = window_step_due(&window, shortened, now, grace);
+                seen = if due {
+                    (seen.0 + 1, seen.1)
+                } else {
+                    (seen.0, seen.1 + 1)
+                };
+                let helds = [
+                    HeldGrant::Absent,
+                    HeldGrant::Held(None),
+                    HeldGrant::Held(Some(at)),
+                    HeldGrant::Held(Some(window.until)),
+                    HeldGrant::Held(Some(window.until + Duration::hours(5))),
+                ];
+                let steps: Vec<WindowStep> = helds
+                    .into_iter()
+                    .map(|held| window_step(&window, shortened, held, now, grace))
+                    .collect();
+                let only_waits = steps.iter().all(|step| *step == WindowStep::Wait);
+                assert_eq!(
+                    due, !only_waits,
+                    "capped {capped}, shortened {shortened}, at +{offset}m: {steps:?}"
+                );
+            }
+        }
+    }
+    assert!(seen.0 > 0 && seen.1 > 0, "{seen:?}");
+}
+
+#[test]
 fn window_steps_cut_then_remove_only_what_outlived_the_window() {
     let at = now();
     let grace = Duration::minutes(10);

@@ -9,7 +9,9 @@ use chrono::Utc;
 
 use super::ledger::{Entry, Index, Phase, WindowGrant, WindowRecord};
 use super::{RequestContext, RequestError, announce, carry_out};
-use crate::engine::{HeldGrant, TargetKind, WindowStep, approved_window, window_step};
+use crate::engine::{
+    HeldGrant, TargetKind, WindowStep, approved_window, window_step, window_step_due,
+};
 use crate::opal::GrantOn;
 use crate::opal::model::{GrantSpec, Request, RequestStatus};
 
@@ -108,50 +110,38 @@ async fn held(context: &RequestContext, grant: &WindowGrant) -> Result<HeldGrant
 /// Moves one indexed entry on: finishes an approval a restart interrupted, records the window
 /// of one recorded without it, or follows the window of one under way.
 pub(super) async fn follow(context: &RequestContext, mut entry: Entry) -> Result<(), RequestError> {
-    if !approves(&entry.action) {
-        if matches!(entry.phase, Phase::Applied | Phase::DecidedElsewhere) {
-            context
-                .ledger
-                .index(Index::Windows, &entry.request_id, false)
-                .await?;
-        }
-        return Ok(());
-    }
-    match entry.phase {
+    match (approves(&entry.action), entry.phase) {
         // Carried out next by whichever loop owns it (the pending or the route pass).
-        Phase::Claimed | Phase::Routed => return Ok(()),
-        Phase::DecidedElsewhere => {
+        (_, Phase::Claimed | Phase::Routed) => return Ok(()),
+        // Nothing was granted by this entry, so no window is left to follow.
+        (false, _) | (true, Phase::DecidedElsewhere) => {
             return context
                 .ledger
                 .index(Index::Windows, &entry.request_id, false)
                 .await
                 .map_err(Into::into);
         }
-        Phase::Applied => {}
+        (true, Phase::Applied) => {}
     }
     let Some(mut window) = entry.window.clone() else {
         // Applied before its window was recorded (an approval Opal left pending on a later
         // review stage, or one found applied after a restart): record it once Opal grants.
         let request = context.opal.request(&entry.request_id).await?;
-        match request.status {
-            RequestStatus::Pending => {}
-            RequestStatus::Approved => {
-                entry.window = window_for(&entry, &request);
-                if entry.window.is_some() {
-                    context.ledger.update(&entry).await?;
-                } else {
-                    context
-                        .ledger
-                        .index(Index::Windows, &entry.request_id, false)
-                        .await?;
-                }
-            }
-            _ => {
-                context
-                    .ledger
-                    .index(Index::Windows, &entry.request_id, false)
-                    .await?;
-            }
+        if request.status == RequestStatus::Pending {
+            return Ok(());
+        }
+        entry.window = if request.status == RequestStatus::Approved {
+            window_for(&entry, &request)
+        } else {
+            None
+        };
+        if entry.window.is_some() {
+            context.ledger.update(&entry).await?;
+        } else {
+            context
+                .ledger
+                .index(Index::Windows, &entry.request_id, false)
+                .await?;
         }
         return Ok(());
     };
@@ -162,6 +152,11 @@ pub(super) async fn follow(context: &RequestContext, mut entry: Entry) -> Result
     let mut finished = true;
     for grant in &mut window.grants {
         if grant.revoked {
+            continue;
+        }
+        // Opal is read only when the answer could change what is done.
+        if !window_step_due(&bounds, grant.shortened, now, grace) {
+            finished = false;
             continue;
         }
         let state = held(context, grant).await?;
