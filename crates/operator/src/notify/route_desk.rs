@@ -187,8 +187,10 @@ impl RouteDesk {
         text: &str,
     ) -> Result<bool, NotifyError> {
         match self {
-            RouteDesk::ServiceDesk(desk) => desk.note_once(ticket, marker, text).await,
-            RouteDesk::JiraIssue(desk) => desk.note_once(ticket, marker, text).await,
+            RouteDesk::ServiceDesk(ServiceDeskRoute { client, .. })
+            | RouteDesk::JiraIssue(JiraIssueRoute { client, .. }) => {
+                comment_once(client, ticket, marker, text).await
+            }
             RouteDesk::ServiceNow(desk) => desk.note_once(ticket, marker, text).await,
         }
     }
@@ -196,8 +198,16 @@ impl RouteDesk {
     /// Closes the ticket with `text`; one already closed is left as it is.
     pub async fn close(&self, ticket: &str, token: &str, text: &str) -> Result<(), NotifyError> {
         match self {
-            RouteDesk::ServiceDesk(desk) => desk.close(ticket, token, text).await,
-            RouteDesk::JiraIssue(desk) => desk.close(ticket, token, text).await,
+            RouteDesk::ServiceDesk(ServiceDeskRoute {
+                client,
+                resolve_transition,
+                ..
+            })
+            | RouteDesk::JiraIssue(JiraIssueRoute {
+                client,
+                resolve_transition,
+                ..
+            }) => resolve_once(client, ticket, token, resolve_transition.as_deref(), text).await,
             RouteDesk::ServiceNow(desk) => desk.close(ticket, token, text).await,
         }
     }
@@ -262,21 +272,6 @@ impl ServiceDeskRoute {
                 })
             })
             .collect())
-    }
-
-    async fn note_once(&self, key: &str, marker: &str, text: &str) -> Result<bool, NotifyError> {
-        comment_once(&self.client, key, marker, text).await
-    }
-
-    async fn close(&self, key: &str, token: &str, text: &str) -> Result<(), NotifyError> {
-        resolve_once(
-            &self.client,
-            key,
-            token,
-            self.resolve_transition.as_deref(),
-            text,
-        )
-        .await
     }
 }
 
@@ -451,20 +446,5 @@ impl JiraIssueRoute {
             approve,
             decider_email,
         }])
-    }
-
-    async fn note_once(&self, key: &str, marker: &str, text: &str) -> Result<bool, NotifyError> {
-        comment_once(&self.client, key, marker, text).await
-    }
-
-    async fn close(&self, key: &str, token: &str, text: &str) -> Result<(), NotifyError> {
-        resolve_once(
-            &self.client,
-            key,
-            token,
-            self.resolve_transition.as_deref(),
-            text,
-        )
-        .await
     }
 }
