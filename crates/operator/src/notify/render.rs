@@ -36,7 +36,8 @@ fn bounded_items(notification: &Notification, limit: usize) -> Vec<String> {
     shown
 }
 
-fn truncate(text: &str, max_chars: usize) -> String {
+/// `text` cut to `max_chars` characters, the last one an ellipsis when it was cut.
+pub(super) fn truncate(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
         return text.to_owned();
     }

@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use super::config::{ChannelKind, endpoint};
 use super::error::NotifyError;
 use super::http::{HttpCaller, HttpResponse};
-use super::render::SlackMessage;
+use super::render::{SlackMessage, truncate};
 use crate::secret::{Redactor, Secret};
 
 /// `action_id` of the Approve button [`SlackApiClient::post_buttons`] posts.
@@ -778,15 +778,6 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 fn section(text: &str) -> Value {
