@@ -374,6 +374,7 @@ pub async fn run_on(
             expiry_grace: config.requests.expiry_grace(),
             book: requests::StatusBook::new(client.clone()),
             ledger_retention: config.requests.ledger_retention(),
+            unmatched: Default::default(),
         }),
         doorbell,
         config.requests.poll_interval(),

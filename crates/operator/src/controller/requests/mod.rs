@@ -8,6 +8,7 @@
 mod book;
 mod gc;
 mod ledger;
+mod memo;
 mod route;
 mod window;
 
@@ -23,6 +24,7 @@ pub use self::ledger::{
     Entry, Index, LEDGER_TYPE, Ledger, LedgerError, Phase, ROUTE_INDEX, RouteRecord, WINDOW_INDEX,
     WindowGrant, WindowRecord, entry_name,
 };
+pub use self::memo::UnmatchedMemo;
 use super::SyncView;
 use super::events::EventSink;
 use super::leader::Leadership;
@@ -96,6 +98,8 @@ pub struct RequestContext {
     pub book: StatusBook,
     /// How long decided entries are kept (`requests.ledgerRetention`); `None`: forever.
     pub ledger_retention: Option<chrono::Duration>,
+    /// Pending requests no rule matched lately, not judged again every pass.
+    pub unmatched: UnmatchedMemo,
 }
 
 /// How often old ledger entries are looked for: a quarter of the retention, between a second
@@ -185,6 +189,8 @@ struct Pass {
     at: chrono::DateTime<Utc>,
     /// Every on-call condition some rule names, looked up per requester.
     on_call_conditions: BTreeSet<OnCallCondition>,
+    /// Changes whenever the rules, the tenancy, the lockdowns or the HR view do.
+    fingerprint: u64,
 }
 
 impl Pass {
@@ -214,12 +220,21 @@ impl Pass {
             .flat_map(|policy| &policy.rules)
             .filter_map(|rule| rule.conditions.requester_on_call.clone())
             .collect();
+        let fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            // The HR view too: a requester unknown to HR before a sync may match after it.
+            let hr_read_at = context.views.borrow().as_ref().map(|view| view.finished_at);
+            format!("{rules:?}{tenancy:?}{:?}{hr_read_at:?}", inputs.lockdowns).hash(&mut hasher);
+            hasher.finish()
+        };
         Some(Self {
             rules,
             tenancy,
             lockdowns: inputs.lockdowns,
             at: inputs.at,
             on_call_conditions,
+            fingerprint,
         })
     }
 
@@ -253,15 +268,25 @@ pub async fn decide_pending(context: &RequestContext) -> Result<usize, RequestEr
         })
         .await?;
     let mut decided = 0;
+    context
+        .unmatched
+        .keep_only(pending.iter().map(|request| request.id.as_str()));
     for request in pending
         .iter()
         .filter(|r| r.status == RequestStatus::Pending)
     {
+        let now = std::time::Instant::now();
+        if context.unmatched.fresh(&request.id, pass.fingerprint, now) {
+            continue;
+        }
         let entry = match context.ledger.get(&request.id).await? {
             Some(entry) => entry,
             None => {
                 let facts = gather_facts(context, &pass, request).await?;
                 let Some(decision) = pass.decide(context, facts) else {
+                    context
+                        .unmatched
+                        .remember(&request.id, pass.fingerprint, now);
                     continue;
                 };
                 let verdict = decision.verdict();
