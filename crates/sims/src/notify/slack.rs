@@ -734,6 +734,19 @@ impl Workspace {
                 .any(|id| format!("D{}", id.trim_start_matches(['U', 'W'])) == channel)
     }
 
+    /// The call's arguments once its token is accepted, else the Web API error code.
+    fn authorized_arguments(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+        body: &Bytes,
+    ) -> Result<Value, &'static str> {
+        if let Some(code) = self.auth_error(headers) {
+            return Err(code);
+        }
+        arguments(headers, uri, body)
+    }
+
     /// `None` when authorized, else the Web API error code.
     fn auth_error(&self, headers: &HeaderMap) -> Option<&'static str> {
         let Some(value) = headers
@@ -784,10 +797,7 @@ async fn post_message(
     body: Bytes,
 ) -> Response {
     let mut workspace = state(&workspace);
-    if let Some(code) = workspace.auth_error(&headers) {
-        return api_error(code);
-    }
-    let args = match arguments(&headers, &uri, &body) {
+    let args = match workspace.authorized_arguments(&headers, &uri, &body) {
         Ok(args) => args,
         Err(code) => return api_error(code),
     };
@@ -944,10 +954,7 @@ async fn update_message(
     body: Bytes,
 ) -> Response {
     let mut workspace = state(&workspace);
-    if let Some(code) = workspace.auth_error(&headers) {
-        return api_error(code);
-    }
-    let args = match arguments(&headers, &uri, &body) {
+    let args = match workspace.authorized_arguments(&headers, &uri, &body) {
         Ok(args) => args,
         Err(code) => return api_error(code),
     };
@@ -1015,10 +1022,7 @@ async fn history(
     body: Bytes,
 ) -> Response {
     let workspace = state(&workspace);
-    if let Some(code) = workspace.auth_error(&headers) {
-        return api_error(code);
-    }
-    let args = match arguments(&headers, &uri, &body) {
+    let args = match workspace.authorized_arguments(&headers, &uri, &body) {
         Ok(args) => args,
         Err(code) => return api_error(code),
     };
@@ -1121,10 +1125,7 @@ async fn user_info(
     body: Bytes,
 ) -> Response {
     let workspace = state(&workspace);
-    if let Some(code) = workspace.auth_error(&headers) {
-        return api_error(code);
-    }
-    let args = match arguments(&headers, &uri, &body) {
+    let args = match workspace.authorized_arguments(&headers, &uri, &body) {
         Ok(args) => args,
         Err(code) => return api_error(code),
     };
@@ -1166,10 +1167,7 @@ async fn lookup_by_email(
     body: Bytes,
 ) -> Response {
     let workspace = state(&workspace);
-    if let Some(code) = workspace.auth_error(&headers) {
-        return api_error(code);
-    }
-    let args = match arguments(&headers, &uri, &body) {
+    let args = match workspace.authorized_arguments(&headers, &uri, &body) {
         Ok(args) => args,
         Err(code) => return api_error(code),
     };

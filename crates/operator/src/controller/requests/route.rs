@@ -49,14 +49,15 @@ fn describe(request: &Request, requester: &str, entry: &Entry) -> (String, Strin
     (summary, description)
 }
 
-async fn requester_email(context: &RequestContext, request: &Request) -> Option<String> {
-    context
+async fn requester_email(
+    context: &RequestContext,
+    request: &Request,
+) -> Result<Option<String>, RequestError> {
+    Ok(context
         .opal
         .user_by_id(&request.requester_id)
-        .await
-        .ok()
-        .flatten()
-        .map(|user| user.email)
+        .await?
+        .map(|user| user.email))
 }
 
 /// Opens the ticket of a claimed `Route` entry and records it: indexed first, so a ticket is
@@ -80,8 +81,11 @@ pub(super) async fn start(
     if !context.leadership.is_leader() {
         return Err(RequestError::NotLeader(entry.request_id.clone()));
     }
+    // Only shown on the ticket: the id stands in when Opal cannot say.
     let requester = requester_email(context, request)
         .await
+        .ok()
+        .flatten()
         .unwrap_or_else(|| request.requester_id.clone());
     let (summary, description) = describe(request, &requester, &entry);
     let opened = desk
@@ -312,7 +316,7 @@ async fn manager_email(
     context: &RequestContext,
     request: &Request,
 ) -> Result<Option<String>, RequestError> {
-    let Some(requester) = context.opal.user_by_id(&request.requester_id).await? else {
+    let Some(requester) = requester_email(context, request).await? else {
         return Ok(None);
     };
     let view = context
@@ -323,7 +327,7 @@ async fn manager_email(
     Ok(view
         .employees
         .iter()
-        .find(|employee| employee.email.eq_ignore_ascii_case(&requester.email))
+        .find(|employee| employee.email.eq_ignore_ascii_case(&requester))
         .and_then(|employee| employee.manager_email.clone()))
 }
 
