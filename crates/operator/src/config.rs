@@ -195,6 +195,20 @@ pub struct WebhookSettings {
     /// poll its routed requests' approvals at once; its content is never trusted.
     #[serde(default)]
     pub jira: Option<OpalEventsHookSettings>,
+    /// `POST /webhooks/slack/interactivity`, the Slack app's interactivity request URL, signed
+    /// by Slack with the app's signing secret (`X-Slack-Signature: v0=<hex HMAC-SHA256 of
+    /// v0:<timestamp>:<body>>`, refused more than 300 s from now). A verified Approve or Deny
+    /// click is only recorded; the decision is taken later by the leader.
+    #[serde(default)]
+    pub slack: Option<SlackHookSettings>,
+}
+
+/// The Slack interactivity hook.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlackHookSettings {
+    /// The Slack app's signing secret (Basic Information → App Credentials).
+    pub signing_secret: LocalSecretRef,
 }
 
 /// A doorbell hook: the Opal event stream's, or Jira's.
@@ -654,6 +668,28 @@ webhooks:
         assert_eq!(
             bare.webhooks.generic.map(|hook| hook.fields),
             Some(AlertFieldPaths::default())
+        );
+    }
+
+    #[test]
+    fn the_slack_hook_takes_a_signing_secret_and_nothing_else() {
+        let config = OperatorConfig::from_yaml_str(&format!(
+            "{VALID}webhooks: {{slack: {{signingSecret: {{env: SLACK_SIGNING_SECRET}}}}}}\n"
+        ))
+        .expect("valid config");
+        assert_eq!(
+            config.webhooks.slack,
+            Some(SlackHookSettings {
+                signing_secret: LocalSecretRef::Env("SLACK_SIGNING_SECRET".into()),
+            })
+        );
+
+        let message = error_of(&format!(
+            "{VALID}webhooks: {{slack: {{secret: {{env: SLACK_SIGNING_SECRET}}}}}}\n"
+        ));
+        assert!(
+            message.contains("`webhooks.slack.secret`") && message.contains("unknown field"),
+            "{message}"
         );
     }
 

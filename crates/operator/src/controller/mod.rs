@@ -278,6 +278,8 @@ pub async fn run_on(
         hr: Some(Arc::new(trigger.clone())),
         incident: Some(incident_sink),
         doorbell: Some(Arc::new(requests::RequestDoorbell(doorbell.clone()))),
+        // Nothing records Slack clicks yet: a configured `webhooks.slack` answers 503.
+        clicks: None,
     };
     let webhook_state = WebhookState::from_config(&config, metrics.clone(), health.clone(), sinks)
         .map_err(|error| ControllerError::Webhooks(error.to_string()))?;

@@ -178,6 +178,27 @@ pub(super) fn verify_timestamped_signature(
         .map_err(|_| HookError::Unauthenticated("signature does not match".into()))
 }
 
+/// Slack: as [`verify_timestamped_signature`], except that the signature must carry Slack's
+/// `v0=` scheme, so a bare digest is refused as malformed.
+pub(super) fn verify_slack_signature(
+    secret: &Secret,
+    headers: &HeaderMap,
+    body: &[u8],
+    names: (&str, &str),
+    now: chrono::DateTime<chrono::Utc>,
+    max_age_seconds: i64,
+) -> Result<(), HookError> {
+    let signature_header = names.0;
+    if let Some(presented) = header_text(headers, signature_header)?
+        && !presented.starts_with("v0=")
+    {
+        return Err(HookError::Unauthenticated(format!(
+            "header {signature_header} must be v0=<hex HMAC-SHA256 of v0:<timestamp>:<body>>"
+        )));
+    }
+    verify_timestamped_signature(secret, headers, body, names, now, max_age_seconds)
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
@@ -251,6 +272,63 @@ mod tests {
             &HeaderMap::new(),
             BODY
         )));
+    }
+
+    #[test]
+    fn slack_signatures_need_the_v0_scheme_a_fresh_timestamp_and_the_exact_body() {
+        const SLACK_BODY: &[u8] = b"payload=%7B%7D";
+        const SIGNED_AT: i64 = 1_700_000_000;
+        /// `printf '%s' 'v0:1700000000:payload=%7B%7D' | openssl dgst -sha256 -hmac hook-secret`
+        const DIGEST: &str = "b56bcdbd96c74049a3d615083c06809ab72d2b7c0bb2c546d32c598a90f3c856";
+        let names = ("x-slack-signature", "x-slack-request-timestamp");
+        let at = |seconds: i64| {
+            chrono::DateTime::from_timestamp(SIGNED_AT + seconds, 0).expect("timestamp")
+        };
+        let check = |signature: &str, timestamp: &str, body: &[u8], now_offset: i64| {
+            verify_slack_signature(
+                &secret(),
+                &headers(&[(names.0, signature), (names.1, timestamp)]),
+                body,
+                names,
+                at(now_offset),
+                300,
+            )
+        };
+        let signature = format!("v0={DIGEST}");
+        check(&signature, "1700000000", SLACK_BODY, 0).expect("valid");
+        check(&signature, "1700000000", SLACK_BODY, 300).expect("300 s old is still fresh");
+        check(&signature, "1700000000", SLACK_BODY, -300).expect("300 s ahead is still fresh");
+        for (signature, timestamp, body, now_offset) in [
+            (DIGEST.to_owned(), "1700000000", SLACK_BODY, 0),
+            (format!("V0={DIGEST}"), "1700000000", SLACK_BODY, 0),
+            (format!("v1={DIGEST}"), "1700000000", SLACK_BODY, 0),
+            ("v0=zz".to_owned(), "1700000000", SLACK_BODY, 0),
+            (signature.clone(), "1700000000", SLACK_BODY, 301),
+            (signature.clone(), "1700000000", SLACK_BODY, -301),
+            (signature.clone(), "1700000001", SLACK_BODY, 0),
+            (signature.clone(), "1700000000", &b"payload=%7B%7D "[..], 0),
+        ] {
+            assert!(
+                is_unauthenticated(check(&signature, timestamp, body, now_offset)),
+                "{signature} {timestamp} {body:?} at +{now_offset}s was accepted"
+            );
+        }
+        for pairs in [
+            vec![(names.1, "1700000000")],
+            vec![(names.0, signature.as_str())],
+        ] {
+            assert!(
+                is_unauthenticated(verify_slack_signature(
+                    &secret(),
+                    &headers(&pairs),
+                    SLACK_BODY,
+                    names,
+                    at(0),
+                    300
+                )),
+                "{pairs:?} was accepted"
+            );
+        }
     }
 
     #[test]

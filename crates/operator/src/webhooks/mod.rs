@@ -1,5 +1,5 @@
 //! The one HTTP server: metrics, health probes, and inbound webhooks (HR change hooks, SIEM
-//! and EDR alerts).
+//! and EDR alerts, Opal and Jira doorbells, Slack button clicks).
 //!
 //! | Route | Answers |
 //! |---|---|
@@ -13,6 +13,7 @@
 //! | `POST /webhooks/alerts/generic` | any tool's signed JSON alert → Lockdown, 201 (200 if it exists) |
 //! | `POST /webhooks/opal/events` | an Opal event stream's delivery → [`Doorbell`], 202 |
 //! | `POST /webhooks/jira` | a Jira webhook delivery (`X-Hub-Signature`) → [`Doorbell`], 202 |
+//! | `POST /webhooks/slack/interactivity` | a Slack Approve/Deny click (`X-Slack-Signature`) → [`ClickSink`], 200 |
 //!
 //! Every webhook request is handled in the same order, and nothing is acted on before the
 //! sender is authenticated: a hook without credentials in the configuration answers 404; a
@@ -102,6 +103,26 @@
 //! identical redelivery finds the same Lockdown) and `title`. A path the body lacks counts as
 //! unstated, except the user's. The source is `Generic`, which the policy's `sources` must
 //! list. There is no timestamp: a replayed body can only lock the same user again.
+//!
+//! # Slack
+//! The Slack app's interactivity request URL, where Slack sends a click on the Approve and
+//! Deny buttons of [`SlackApiClient::post_buttons`](crate::notify::SlackApiClient::post_buttons)
+//! as a form with one `payload` field holding `block_actions` JSON. Slack signs every request
+//! with the app's signing secret (`webhooks.slack.signingSecret`): [`SLACK_SIGNATURE_HEADER`]
+//! is `v0=` and the hex HMAC-SHA256 of `v0:<timestamp>:<raw body>`, with the timestamp from
+//! [`SLACK_TIMESTAMP_HEADER`]. Both are checked over the raw bytes before anything is parsed:
+//! a missing, malformed or wrong signature, or a timestamp more than 300 s from now (a replay),
+//! answers 401. A verified body that is not a single-button `block_actions` payload answers
+//! 400; a click on any button other than `approve` / `deny` answers 200 `ignored` and goes no
+//! further.
+//!
+//! An Approve or Deny click is only handed to the [`ClickSink`], which records it durably and
+//! answers at once: 200 `recorded`, 200 `already_recorded` (Slack's retry, or a second click),
+//! or 200 `ignored` with its reason. Slack wants its 200 within 3 s, so nothing here waits for
+//! Slack, Opal or the decision. A sink that fails answers 503 `click_failed`, and with no sink
+//! in this process 503 `unavailable`; either way Slack shows the clicker an error. The click
+//! decides nothing by itself: the leader takes the decision later from the recorded click and
+//! checks again that the clicker may decide that request.
 
 mod alerts;
 mod auth;
@@ -121,6 +142,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
+use futures::future::BoxFuture;
 use serde_json::json;
 
 pub use alerts::{
@@ -130,12 +152,16 @@ pub use alerts::{
 pub use auth::{SIGNATURE_HEADER, TOKEN_HEADER};
 pub use health::Health;
 pub use hr::HrChangeSink;
-pub use routes::{JIRA_SIGNATURE_HEADER, OPAL_SIGNATURE_HEADER, OPAL_TIMESTAMP_HEADER};
+pub use routes::{
+    JIRA_SIGNATURE_HEADER, OPAL_SIGNATURE_HEADER, OPAL_TIMESTAMP_HEADER, SLACK_SIGNATURE_HEADER,
+    SLACK_TIMESTAMP_HEADER,
+};
 
 use crate::config::{AlertFieldPaths, OperatorConfig};
 use crate::engine::ObjectKey;
 use crate::hris::{HrisConfig, WebhookError, WebhookVerifier};
 use crate::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
+use crate::notify::{BlockAction, SLACK_APPROVE_ACTION, SLACK_DENY_ACTION, parse_block_action};
 use crate::secret::Secret;
 use alerts::{Alert, AlertDecision};
 
@@ -169,6 +195,9 @@ pub enum HookError {
     /// The sink failed to create the Lockdown (503, so senders that retry do).
     #[error("cannot create the Lockdown: {0}")]
     LockdownFailed(String),
+    /// The sink failed to record a Slack click (503: Slack shows the clicker an error).
+    #[error("cannot record the click: {0}")]
+    ClickFailed(String),
 }
 
 impl HookError {
@@ -184,6 +213,7 @@ impl HookError {
             Self::SourceNotAccepted(_) => "source_not_accepted",
             Self::Unavailable => "unavailable",
             Self::LockdownFailed(_) => "lockdown_failed",
+            Self::ClickFailed(_) => "click_failed",
         }
     }
 
@@ -197,7 +227,9 @@ impl HookError {
             Self::NoIncidentPolicy(_) | Self::SourceNotAccepted(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::Unavailable | Self::LockdownFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::LockdownFailed(_) | Self::ClickFailed(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -241,11 +273,32 @@ pub struct WebhookSinks {
     pub incident: Option<Arc<dyn IncidentSink>>,
     /// Woken by verified Opal event-stream deliveries.
     pub doorbell: Option<Arc<dyn Doorbell>>,
+    /// Records verified Slack Approve and Deny clicks.
+    pub clicks: Option<Arc<dyn ClickSink>>,
 }
 
 /// Something that reads Opal at once when rung (the payload is never handed over).
 pub trait Doorbell: Send + Sync {
     fn ring(&self);
+}
+
+/// What recording a Slack click did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClickRecorded {
+    Recorded,
+    /// The same click was recorded before (Slack's retry, or the button clicked again).
+    AlreadyRecorded,
+    /// Nothing to record, e.g. the button's request is decided already.
+    Ignored {
+        reason: String,
+    },
+}
+
+/// Where verified Slack button clicks go (the operator records them durably, then decides).
+pub trait ClickSink: Send + Sync {
+    /// Records an Approve or Deny click; must answer quickly (Slack waits at most 3 s for the
+    /// whole request), so it records and decides nothing.
+    fn record(&self, click: BlockAction) -> BoxFuture<'_, Result<ClickRecorded, String>>;
 }
 
 /// Everything the handlers share: metrics, health, the hooks' credentials (a hook without them
@@ -260,6 +313,7 @@ pub struct WebhookState {
     generic: Option<GenericHook>,
     opal_events: Option<Secret>,
     jira: Option<Secret>,
+    slack: Option<Secret>,
     sinks: WebhookSinks,
     max_body_bytes: usize,
     operator_namespace: String,
@@ -291,6 +345,7 @@ impl WebhookState {
             generic: None,
             opal_events: None,
             jira: None,
+            slack: None,
             sinks: WebhookSinks::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             operator_namespace: operator_namespace.into(),
@@ -349,7 +404,20 @@ impl WebhookState {
         if let Some(jira) = &hooks.jira {
             state = state.with_jira_secret(secret("webhooks.jira.secret", &jira.secret)?);
         }
+        if let Some(slack) = &hooks.slack {
+            state = state.with_slack_signing_secret(secret(
+                "webhooks.slack.signingSecret",
+                &slack.signing_secret,
+            )?);
+        }
         Ok(state)
+    }
+
+    /// Enables `POST /webhooks/slack/interactivity`, signed with the Slack app's signing
+    /// secret.
+    pub fn with_slack_signing_secret(mut self, secret: Secret) -> Self {
+        self.slack = Some(secret);
+        self
     }
 
     /// Enables `POST /webhooks/jira`, signed with this webhook secret.
@@ -395,7 +463,7 @@ impl WebhookState {
         self
     }
 
-    /// Replaces both sinks.
+    /// Replaces every sink.
     pub fn with_sinks(mut self, sinks: WebhookSinks) -> Self {
         self.sinks = sinks;
         self
@@ -410,6 +478,12 @@ impl WebhookState {
     /// Where the alert hooks find their policy and create Lockdowns.
     pub fn with_incident_sink(mut self, sink: Arc<dyn IncidentSink>) -> Self {
         self.sinks.incident = Some(sink);
+        self
+    }
+
+    /// Where the Slack hook records Approve and Deny clicks.
+    pub fn with_click_sink(mut self, sink: Arc<dyn ClickSink>) -> Self {
+        self.sinks.clicks = Some(sink);
         self
     }
 
@@ -435,6 +509,7 @@ pub fn router(state: Arc<WebhookState>) -> Router {
         .route("/webhooks/alerts/generic", post(generic_alert))
         .route("/webhooks/opal/events", post(opal_events))
         .route("/webhooks/jira", post(jira_events))
+        .route("/webhooks/slack/interactivity", post(slack_interactivity))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -565,6 +640,47 @@ webhooks:
     }
 
     #[test]
+    fn from_config_reads_the_slack_signing_secret_and_names_it_when_unreadable() {
+        let signing_secret = secret_file("slack-signing-secret");
+        let yaml = |reference: &str| {
+            format!(
+                "operatorNamespace: security
+opal:
+  token: {{env: OPAL_TOKEN}}
+hris:
+  source: file
+  location: examples/demo/employees.csv
+webhooks:
+  slack: {{signingSecret: {reference}}}
+"
+            )
+        };
+        let state = |reference: &str| {
+            WebhookState::from_config(
+                &OperatorConfig::from_yaml_str(&yaml(reference)).expect("valid config"),
+                Arc::new(Metrics::new()),
+                Arc::new(Health::new()),
+                WebhookSinks::default(),
+            )
+        };
+        let configured =
+            state(&format!("{{file: {}}}", signing_secret.path().display())).expect("state");
+        assert_eq!(
+            configured.slack.as_ref().map(Secret::expose),
+            Some("slack-signing-secret")
+        );
+        let error = state("{env: OPAL_OPERATOR_TEST_SURELY_UNSET_SLACK_SECRET}")
+            .err()
+            .expect("unset variable");
+        let message = error.to_string();
+        assert!(
+            message.contains("`webhooks.slack.signingSecret`")
+                && message.contains("OPAL_OPERATOR_TEST_SURELY_UNSET_SLACK_SECRET"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn every_error_maps_to_its_status() {
         for (error, status, label) in [
             (HookError::NotConfigured, 404, "not_configured"),
@@ -592,6 +708,7 @@ webhooks:
                 503,
                 "lockdown_failed",
             ),
+            (HookError::ClickFailed(String::new()), 503, "click_failed"),
         ] {
             assert_eq!((error.status().as_u16(), error.label()), (status, label));
         }

@@ -1,5 +1,6 @@
-//! The route handlers: health and metrics, HR hooks that trigger a re-read, and alert hooks
-//! that lock the user they name. Each authenticates before it parses.
+//! The route handlers: health and metrics, HR hooks that trigger a re-read, alert hooks that
+//! lock the user they name, doorbells, and Slack clicks handed to their sink. Each
+//! authenticates before it parses.
 
 use super::*;
 
@@ -47,6 +48,15 @@ pub(super) enum HookSuccess {
     },
     /// The Opal doorbell: pending requests and audit events are read now.
     Rung,
+    /// Slack: the click sink recorded the click.
+    ClickRecorded,
+    /// Slack: the click sink had recorded this click before.
+    ClickAlreadyRecorded,
+    /// Slack: a click on another button, or one the sink had nothing to record for (200, where
+    /// the other hooks' `Ignored` is 202, since Slack expects 200).
+    ClickIgnored {
+        reason: String,
+    },
 }
 
 impl HookSuccess {
@@ -57,6 +67,9 @@ impl HookSuccess {
             Self::Created { .. } => "created",
             Self::AlreadyExists { .. } => "already_exists",
             Self::Rung => "rung",
+            Self::ClickRecorded => "recorded",
+            Self::ClickAlreadyRecorded => "already_recorded",
+            Self::ClickIgnored { .. } => "ignored",
         }
     }
 }
@@ -91,6 +104,13 @@ pub(super) fn reply(
                     json!({"outcome": outcome, "lockdown": lockdown_json(lockdown)}),
                 ),
                 HookSuccess::Rung => (StatusCode::ACCEPTED, json!({"outcome": outcome})),
+                HookSuccess::ClickRecorded | HookSuccess::ClickAlreadyRecorded => {
+                    (StatusCode::OK, json!({"outcome": outcome}))
+                }
+                HookSuccess::ClickIgnored { reason } => (
+                    StatusCode::OK,
+                    json!({"outcome": outcome, "reason": reason}),
+                ),
             };
             (status, axum::Json(body)).into_response()
         }
@@ -102,6 +122,7 @@ pub(super) fn reply(
                 HookError::Unauthenticated(_)
                     | HookError::Unavailable
                     | HookError::LockdownFailed(_)
+                    | HookError::ClickFailed(_)
             ) {
                 tracing::warn!(hook, %error, "webhook request refused");
             } else {
@@ -253,6 +274,68 @@ pub(super) fn accept_jira_events(
     let body = read_body(body, state.max_body_bytes)?;
     auth::verify_signature_in(JIRA_SIGNATURE_HEADER, secret, headers, &body)?;
     ring(state)
+}
+
+pub(super) async fn slack_interactivity(
+    State(state): State<Arc<WebhookState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = accept_slack_interactivity(&state, &headers, body).await;
+    reply(&state, "slack", result)
+}
+
+/// Slack's request-signing header names.
+pub const SLACK_SIGNATURE_HEADER: &str = "x-slack-signature";
+pub const SLACK_TIMESTAMP_HEADER: &str = "x-slack-request-timestamp";
+/// How far a click's timestamp may be from now (Slack's own advice).
+const SLACK_MAX_AGE_SECONDS: i64 = 300;
+/// Most characters of an unknown `action_id` quoted in an answer.
+const SHOWN_ACTION_ID_CHARS: usize = 64;
+
+/// Verifies the click over the raw body, reads it, and hands an Approve or Deny click to the
+/// click sink, which only records it: nothing here calls Slack or Opal, since Slack wants its
+/// answer within 3 s.
+pub(super) async fn accept_slack_interactivity(
+    state: &WebhookState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<HookSuccess, HookError> {
+    let secret = state.slack.as_ref().ok_or(HookError::NotConfigured)?;
+    let body = read_body(body, state.max_body_bytes)?;
+    auth::verify_slack_signature(
+        secret,
+        headers,
+        &body,
+        (SLACK_SIGNATURE_HEADER, SLACK_TIMESTAMP_HEADER),
+        Utc::now(),
+        SLACK_MAX_AGE_SECONDS,
+    )?;
+    let click =
+        parse_block_action(&body).map_err(|error| HookError::Malformed(error.to_string()))?;
+    if click.action_id != SLACK_APPROVE_ACTION && click.action_id != SLACK_DENY_ACTION {
+        let shown: String = click
+            .action_id
+            .chars()
+            .take(SHOWN_ACTION_ID_CHARS)
+            .collect();
+        return Ok(HookSuccess::ClickIgnored {
+            reason: format!(
+                "action_id {shown:?} is neither {SLACK_APPROVE_ACTION:?} nor {SLACK_DENY_ACTION:?}"
+            ),
+        });
+    }
+    let sink = state.sinks.clicks.as_ref().ok_or(HookError::Unavailable)?;
+    let (user, action) = (click.user_id.clone(), click.action_id.clone());
+    match sink.record(click).await {
+        Ok(ClickRecorded::Recorded) => {
+            tracing::info!(%user, %action, "Slack click recorded");
+            Ok(HookSuccess::ClickRecorded)
+        }
+        Ok(ClickRecorded::AlreadyRecorded) => Ok(HookSuccess::ClickAlreadyRecorded),
+        Ok(ClickRecorded::Ignored { reason }) => Ok(HookSuccess::ClickIgnored { reason }),
+        Err(error) => Err(HookError::ClickFailed(error)),
+    }
 }
 
 pub(super) async fn splunk_alert(
