@@ -1,7 +1,8 @@
 //! Slack Approve / Deny buttons over loopback HTTP against the Slack simulator:
 //! `SlackApiClient::post_buttons` (blocks, buttons and the token metadata), `find_by_token`
 //! (paging `conversations.history`, never a partial answer), `update_message` (the buttons
-//! replaced by the outcome), `user_email` (`users.info`), and the simulator's signed
+//! replaced by the outcome), `reply_once` (one reply per marker in the message's thread, read
+//! whole through `conversations.replies`), `user_email` (`users.info`), and the simulator's signed
 //! `block_actions` clicks, verified the way Slack documents by a small endpoint in the test and
 //! read with `parse_block_action`.
 
@@ -89,6 +90,14 @@ fn plain(text: &str) -> SlackMessage {
 
 fn history_calls(sim: &SlackSim) -> usize {
     sim.requests_to("GET /api/conversations.history").len()
+}
+
+fn replies_calls(sim: &SlackSim) -> usize {
+    sim.requests_to("GET /api/conversations.replies").len()
+}
+
+fn post_calls(sim: &SlackSim) -> usize {
+    sim.requests_to("POST /api/chat.postMessage").len()
 }
 
 fn only_message(sim: &SlackSim, ts: &str) -> SimMessage {
@@ -451,6 +460,311 @@ async fn update_message_replaces_the_buttons_with_the_outcome() {
         assert!(matches!(err, NotifyError::Config(_)), "{err:?}");
     }
     assert_eq!(sim.requests_to("POST /api/chat.update").len(), calls);
+}
+
+#[tokio::test]
+async fn reply_once_posts_one_reply_per_marker_into_the_thread() {
+    let sim = sim().await;
+    let slack = client(&sim);
+    let parent = slack
+        .post_buttons(&request("route-thread"))
+        .await
+        .expect("posted");
+
+    let posted = slack
+        .reply_once(
+            CHANNEL,
+            &parent.ts,
+            "[opal:granted]",
+            "Granted by <@U0ALICE> & logged",
+        )
+        .await
+        .expect("first reply");
+    assert!(posted);
+    let replies = sim.replies(CHANNEL, &parent.ts);
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(
+        replies[0].text.as_deref(),
+        Some("Granted by &lt;@U0ALICE&gt; &amp; logged [opal:granted]")
+    );
+    assert_eq!(replies[0].thread_ts.as_deref(), Some(parent.ts.as_str()));
+    assert_eq!(
+        sim.posts().last().and_then(|post| post.thread_ts.clone()),
+        Some(parent.ts.clone())
+    );
+    let call = &sim.requests_to("POST /api/chat.postMessage")[1];
+    let body = call.json().expect("json body");
+    assert_eq!(body["channel"], CHANNEL);
+    assert_eq!(body["thread_ts"], parent.ts.as_str());
+    assert_eq!(body["unfurl_links"], false);
+    let read = &sim.requests_to("GET /api/conversations.replies")[0];
+    let query = read.query.clone().unwrap_or_default();
+    assert!(query.contains("channel=C0SECOPS"), "{query}");
+    assert!(query.contains(&format!("ts={}", parent.ts)), "{query}");
+    assert!(query.contains("limit=200"), "{query}");
+    assert_eq!(
+        read.header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+
+    // The same marker again: the thread is read, nothing is posted, whatever the text.
+    let posts = post_calls(&sim);
+    let again = slack
+        .reply_once(CHANNEL, &parent.ts, "[opal:granted]", "Granted again")
+        .await
+        .expect("second call");
+    assert!(!again);
+    assert_eq!(post_calls(&sim), posts);
+    let marked: Vec<SimMessage> = sim
+        .replies(CHANNEL, &parent.ts)
+        .into_iter()
+        .filter(|reply| {
+            reply
+                .text
+                .as_deref()
+                .is_some_and(|text| text.contains("[opal:granted]"))
+        })
+        .collect();
+    assert_eq!(marked.len(), 1, "{marked:?}");
+
+    // Another marker is another note.
+    assert!(
+        slack
+            .reply_once(CHANNEL, &parent.ts, "[opal:expired]", "Access expired")
+            .await
+            .expect("other marker")
+    );
+    // A long text is cut, the marker is not.
+    let long = "x".repeat(5000);
+    assert!(
+        slack
+            .reply_once(CHANNEL, &parent.ts, "[opal:long]", &long)
+            .await
+            .expect("long reply")
+    );
+    let replies = sim.replies(CHANNEL, &parent.ts);
+    assert_eq!(replies.len(), 3, "{replies:?}");
+    let cut = replies[2].text.clone().unwrap_or_default();
+    assert!(cut.chars().count() <= 3000, "{}", cut.chars().count());
+    assert!(cut.ends_with("… [opal:long]"), "{cut}");
+    assert!(
+        !slack
+            .reply_once(CHANNEL, &parent.ts, "[opal:long]", &long)
+            .await
+            .expect("long again")
+    );
+
+    // Replies live in the thread only: the history shows the parent alone, with its summary.
+    assert_eq!(sim.messages().len(), 4);
+    assert_eq!(
+        slack
+            .find_by_token(CHANNEL, "route-thread", None)
+            .await
+            .expect("lookup"),
+        Some(parent.clone())
+    );
+    let history = reqwest::Client::new()
+        .get(format!("{}/conversations.history", sim.api_url()))
+        .query(&[("channel", CHANNEL)])
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("history")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    let listed = history["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 1, "{history}");
+    assert_eq!(listed[0]["ts"], parent.ts.as_str());
+    assert_eq!(listed[0]["reply_count"], 3);
+}
+
+#[tokio::test]
+async fn reply_once_never_posts_on_an_unknown_thread_or_a_partial_read() {
+    let sim = sim().await;
+    let slack = client(&sim);
+    let parent = slack
+        .post_buttons(&request("route-guard"))
+        .await
+        .expect("posted");
+    let elsewhere = slack
+        .post_buttons(&ButtonMessage {
+            channel: "C0OTHER".to_owned(),
+            ..request("route-elsewhere")
+        })
+        .await
+        .expect("other channel");
+    let posts = post_calls(&sim);
+
+    // No such message in this conversation, or no such conversation: Slack's refusal.
+    for (channel, ts, code) in [
+        (CHANNEL, "1700000000.999999", "thread_not_found"),
+        (CHANNEL, elsewhere.ts.as_str(), "thread_not_found"),
+        ("C0NOWHERE", parent.ts.as_str(), "channel_not_found"),
+    ] {
+        let err = slack
+            .reply_once(channel, ts, "[opal:x]", "note")
+            .await
+            .expect_err("unknown thread");
+        assert!(
+            matches!(&err, NotifyError::Rejected { code: got, .. } if got == code),
+            "{channel} {ts}: {err:?}"
+        );
+    }
+    assert_eq!(post_calls(&sim), posts, "nothing posted");
+    // The simulator itself refuses a reply to a message of another conversation.
+    let answer = reqwest::Client::new()
+        .post(format!("{}/chat.postMessage", sim.api_url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"channel": CHANNEL, "thread_ts": elsewhere.ts, "text": "stray"}))
+        .send()
+        .await
+        .expect("post")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    assert_eq!(answer, json!({"ok": false, "error": "thread_not_found"}));
+    assert!(sim.replies("C0OTHER", &elsewhere.ts).is_empty());
+
+    // A reply's ts is not a thread to note things under.
+    assert!(
+        slack
+            .reply_once(CHANNEL, &parent.ts, "[opal:m0]", "note 0")
+            .await
+            .expect("reply")
+    );
+    let reply = sim.replies(CHANNEL, &parent.ts)[0].ts.clone();
+    let posts = post_calls(&sim);
+    let err = slack
+        .reply_once(CHANNEL, &reply, "[opal:nested]", "nested")
+        .await
+        .expect_err("a reply's ts");
+    assert!(matches!(err, NotifyError::Decode { .. }), "{err:?}");
+    assert_eq!(post_calls(&sim), posts);
+
+    // One message per page: the marker on the last page is still found.
+    for n in 1..4 {
+        assert!(
+            slack
+                .reply_once(CHANNEL, &parent.ts, &format!("[opal:m{n}]"), "note")
+                .await
+                .expect("reply")
+        );
+    }
+    sim.set_history_page_limit(Some(1));
+    let (posts, reads) = (post_calls(&sim), replies_calls(&sim));
+    assert!(
+        !slack
+            .reply_once(CHANNEL, &parent.ts, "[opal:m3]", "again")
+            .await
+            .expect("paged lookup")
+    );
+    assert_eq!(post_calls(&sim), posts, "no duplicate");
+    let paged = sim.requests_to("GET /api/conversations.replies");
+    assert_eq!(paged.len() - reads, 5, "the parent and four replies");
+    for later in &paged[reads + 1..] {
+        assert!(
+            later
+                .query
+                .as_deref()
+                .is_some_and(|query| query.contains("cursor=")),
+            "{later:?}"
+        );
+    }
+    assert_eq!(sim.replies(CHANNEL, &parent.ts).len(), 4);
+
+    // A thread longer than the page bound is never answered from its first pages.
+    for n in 4..SLACK_HISTORY_MAX_PAGES {
+        assert!(
+            slack
+                .reply_once(CHANNEL, &parent.ts, &format!("[opal:m{n}]"), "note")
+                .await
+                .expect("reply")
+        );
+    }
+    let (posts, reads) = (post_calls(&sim), replies_calls(&sim));
+    let err = slack
+        .reply_once(CHANNEL, &parent.ts, "[opal:new]", "note")
+        .await
+        .expect_err("more pages than the bound");
+    assert!(
+        matches!(
+            err,
+            NotifyError::Decode {
+                service: ChannelKind::Slack,
+                operation: "conversations.replies",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(replies_calls(&sim) - reads, SLACK_HISTORY_MAX_PAGES);
+    assert_eq!(post_calls(&sim), posts);
+    sim.set_history_page_limit(None);
+
+    // Inconsistent pages are errors, not "not found".
+    let page = |more: &str| {
+        format!(
+            r#"{{"ok":true,"messages":[{{"ts":"{}","text":"x"}}],"has_more":true{more}}}"#,
+            parent.ts
+        )
+    };
+    sim.inject(
+        Fault::status(200)
+            .on("GET", "/api/conversations.replies")
+            .with_body("application/json", page("")),
+    );
+    let err = slack
+        .reply_once(CHANNEL, &parent.ts, "[opal:new]", "note")
+        .await
+        .expect_err("more without a cursor");
+    assert!(err.to_string().contains("next_cursor"), "{err}");
+    for _ in 0..2 {
+        sim.inject(
+            Fault::status(200)
+                .on("GET", "/api/conversations.replies")
+                .with_body(
+                    "application/json",
+                    page(r#","response_metadata":{"next_cursor":"bmV4dF90czox"}"#),
+                ),
+        );
+    }
+    let err = slack
+        .reply_once(CHANNEL, &parent.ts, "[opal:new]", "note")
+        .await
+        .expect_err("the same cursor twice");
+    assert!(err.to_string().contains("same cursor"), "{err}");
+    assert_eq!(post_calls(&sim), posts);
+}
+
+#[tokio::test]
+async fn reply_once_refuses_bad_arguments_before_any_request() {
+    let sim = sim().await;
+    let slack = client(&sim);
+    let ts = "1700000000.000101";
+    let long_marker = "m".repeat(256);
+    for (channel, thread_ts, marker, text) in [
+        (CHANNEL, ts, "", "note"),
+        (CHANNEL, ts, "[opal:\n]\n", "note"),
+        (CHANNEL, ts, "<opal>", "note"),
+        (CHANNEL, ts, "a&b", "note"),
+        (CHANNEL, ts, long_marker.as_str(), "note"),
+        (CHANNEL, "not-a-ts", "[opal:x]", "note"),
+        (CHANNEL, "", "[opal:x]", "note"),
+        ("", ts, "[opal:x]", "note"),
+        (CHANNEL, ts, "[opal:x]", " \n "),
+    ] {
+        let err = slack
+            .reply_once(channel, thread_ts, marker, text)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(err, NotifyError::Config(_)),
+            "{channel:?} {thread_ts:?} {marker:?} {text:?}: {err:?}"
+        );
+    }
+    assert_eq!(sim.requests(), [], "nothing reached Slack");
+    assert!(sim.posts().is_empty());
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Slack: incoming webhooks and the Web API (`chat.postMessage`, `chat.update`,
-//! `conversations.history`, `users.lookupByEmail`, `users.info`), and the parser of interactive
-//! button clicks.
+//! `conversations.history`, `conversations.replies`, `users.lookupByEmail`, `users.info`), and
+//! the parser of interactive button clicks.
 //!
 //! Webhooks answer with HTTP status codes and a plain-text error code. The Web API answers
 //! HTTP 200 even when it refuses a call; the refusal is `{"ok": false, "error": "<code>"}` and is
@@ -15,8 +15,10 @@
 //! event_payload: {token}}`, so [`SlackApiClient::find_by_token`] can find it again through
 //! `conversations.history` after a restart instead of posting twice.
 //! [`SlackApiClient::update_message`] replaces the blocks with a plain section (removing the
-//! buttons) once the request is decided. [`SlackApiClient::user_email`] maps the clicking
-//! member to an email with `users.info` (scope `users:read.email`).
+//! buttons) once the request is decided. [`SlackApiClient::reply_once`] notes something in the
+//! message's thread at most once, keyed by a marker it finds again in `conversations.replies`.
+//! [`SlackApiClient::user_email`] maps the clicking member to an email with `users.info` (scope
+//! `users:read.email`).
 //!
 //! Slack delivers a click to the app's interactivity URL as a form-encoded `payload` field
 //! holding `block_actions` JSON, signed with `X-Slack-Signature`. [`parse_block_action`] reads
@@ -42,9 +44,11 @@ pub const SLACK_DENY_ACTION: &str = "deny";
 pub const SLACK_ROUTE_EVENT_TYPE: &str = "opal_operator_route";
 /// `block_id` of the actions block holding the two buttons.
 const ROUTE_BLOCK_ID: &str = "opal_operator_route_decision";
-/// Messages asked for per `conversations.history` page (Slack recommends at most 200).
+/// Messages asked for per `conversations.history` or `conversations.replies` page (Slack
+/// recommends at most 200, and may answer fewer).
 pub const SLACK_HISTORY_PAGE_LIMIT: usize = 200;
-/// Pages of `conversations.history` [`SlackApiClient::find_by_token`] reads at most.
+/// Pages [`SlackApiClient::find_by_token`] (of `conversations.history`) and
+/// [`SlackApiClient::reply_once`] (of `conversations.replies`) read at most.
 pub const SLACK_HISTORY_MAX_PAGES: usize = 10;
 /// Largest interactivity body [`parse_block_action`] reads. The message Slack echoes back is
 /// one of ours (a few small blocks), so real clicks stay far below it.
@@ -53,7 +57,7 @@ pub const SLACK_BLOCK_ACTION_MAX_BYTES: usize = 256 * 1024;
 /// Slack caps a section's text at 3000 characters and a button's value at 2000.
 const SECTION_CHARS: usize = 3000;
 const BUTTON_VALUE_CHARS: usize = 2000;
-/// Longest token accepted as a metadata tag.
+/// Longest token accepted as a metadata tag, and longest thread marker.
 const TOKEN_CHARS: usize = 255;
 /// Longest channel accepted (IDs are ~11 characters, names at most 80).
 const CHANNEL_CHARS: usize = 255;
@@ -186,6 +190,11 @@ struct HistoryPage {
 struct HistoryMessage {
     #[serde(default)]
     ts: Option<String>,
+    /// The parent's `ts` on every message of a thread, the parent included.
+    #[serde(default)]
+    thread_ts: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
     #[serde(default)]
     metadata: Option<MessageMetadata>,
 }
@@ -323,7 +332,7 @@ impl SlackApiClient {
     ) -> Result<PostedMessage, NotifyError> {
         const OPERATION: &str = "chat.postMessage";
         self.checked_channel(&message.channel)?;
-        self.checked_token(&message.token)?;
+        self.checked_tag("a message token", &message.token)?;
         if message.text.trim().is_empty() {
             return Err(self.refused("a button message needs text"));
         }
@@ -387,7 +396,7 @@ impl SlackApiClient {
     ) -> Result<Option<PostedMessage>, NotifyError> {
         const OPERATION: &str = "conversations.history";
         self.checked_channel(channel)?;
-        self.checked_token(token)?;
+        self.checked_tag("a message token", token)?;
         if let Some(oldest) = oldest
             && !is_ts(oldest)
         {
@@ -397,28 +406,17 @@ impl SlackApiClient {
             )));
         }
         let limit = SLACK_HISTORY_PAGE_LIMIT.to_string();
+        let mut query = vec![
+            ("channel", channel),
+            ("limit", limit.as_str()),
+            ("include_all_metadata", "true"),
+        ];
+        if let Some(oldest) = oldest {
+            query.extend([("oldest", oldest), ("inclusive", "true")]);
+        }
         let mut cursor: Option<String> = None;
         for _ in 0..SLACK_HISTORY_MAX_PAGES {
-            let mut request = self
-                .http
-                .client()
-                .get(format!("{}/conversations.history", self.base))
-                .query(&[
-                    ("channel", channel),
-                    ("limit", limit.as_str()),
-                    ("include_all_metadata", "true"),
-                ])
-                .header(AUTHORIZATION, self.authorization.clone());
-            if let Some(oldest) = oldest {
-                request = request.query(&[("oldest", oldest), ("inclusive", "true")]);
-            }
-            if let Some(cursor) = cursor.as_deref() {
-                request = request.query(&[("cursor", cursor)]);
-            }
-            let response = self.http.send(OPERATION, request).await?;
-            let answer = self.checked(OPERATION, &response)?;
-            let page: HistoryPage = serde_json::from_value(answer)
-                .map_err(|err| self.http.decode_error(OPERATION, &err.to_string()))?;
+            let page = self.read_page(OPERATION, &query, cursor.as_deref()).await?;
             let found = page.messages.into_iter().find_map(|message| {
                 let metadata = message.metadata?;
                 let tagged = metadata.event_type.as_deref() == Some(SLACK_ROUTE_EVENT_TYPE)
@@ -436,23 +434,13 @@ impl SlackApiClient {
                     ts,
                 }));
             }
-            let next = page
-                .response_metadata
-                .and_then(|metadata| metadata.next_cursor)
-                .filter(|next| !next.is_empty());
-            match next {
-                None if page.has_more => {
-                    return Err(self.http.decode_error(
-                        OPERATION,
-                        "the history page says there is more but has no next_cursor",
-                    ));
-                }
+            match self.next_cursor(
+                OPERATION,
+                page.has_more,
+                page.response_metadata,
+                cursor.as_deref(),
+            )? {
                 None => return Ok(None),
-                Some(next) if cursor.as_deref() == Some(next.as_str()) => {
-                    return Err(self
-                        .http
-                        .decode_error(OPERATION, "the history answered the same cursor twice"));
-                }
                 Some(next) => cursor = Some(next),
             }
         }
@@ -490,6 +478,119 @@ impl SlackApiClient {
         });
         self.call_json(OPERATION, "chat.update", &body).await?;
         Ok(())
+    }
+
+    /// Replies `text` in the thread of message `thread_ts` of `channel` (the conversation ID
+    /// [`post_buttons`](Self::post_buttons) answered with) unless a reply there already holds
+    /// `marker`, so a note survives retries and restarts without repeating: `Ok(true)` when it
+    /// posted, `Ok(false)` when the marker was already there.
+    ///
+    /// The reply is `text`, escaped for mrkdwn and cut so that the marker always fits, then a
+    /// space and `marker`. The marker is 1 to 255 characters without control characters or
+    /// `&`, `<`, `>` (escaping would change it, and a changed marker is never found again).
+    /// Arguments are checked before any request. The thread is read whole first, at most
+    /// [`SLACK_HISTORY_MAX_PAGES`] pages of [`SLACK_HISTORY_PAGE_LIMIT`]; a longer thread, a
+    /// page that says there is more without a cursor, a repeated cursor, or an answer that does
+    /// not start with `thread_ts` as a thread's parent is an error, never a post.
+    pub async fn reply_once(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        marker: &str,
+        text: &str,
+    ) -> Result<bool, NotifyError> {
+        const OPERATION: &str = "chat.postMessage";
+        self.checked_channel(channel)?;
+        if !is_ts(thread_ts) {
+            return Err(self.refused(&format!(
+                "{:?} is not a Slack message timestamp",
+                shown(thread_ts)
+            )));
+        }
+        self.checked_tag("a thread marker", marker)?;
+        if marker.contains(['&', '<', '>']) {
+            return Err(self
+                .refused("a thread marker cannot hold `&`, `<` or `>`: escaping would change it"));
+        }
+        if text.trim().is_empty() {
+            return Err(self.refused("a thread reply needs text"));
+        }
+        if self.thread_has(channel, thread_ts, marker).await? {
+            return Ok(false);
+        }
+        let room = SECTION_CHARS.saturating_sub(marker.chars().count() + 1);
+        let body = json!({
+            "channel": channel,
+            "thread_ts": thread_ts,
+            "text": format!("{} {marker}", truncate(&escape(text), room)),
+            "unfurl_links": false,
+        });
+        self.call_json(OPERATION, "chat.postMessage", &body).await?;
+        Ok(true)
+    }
+
+    /// Whether a reply of the thread `thread_ts` holds `marker`, from the whole thread only.
+    async fn thread_has(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        marker: &str,
+    ) -> Result<bool, NotifyError> {
+        const OPERATION: &str = "conversations.replies";
+        let limit = SLACK_HISTORY_PAGE_LIMIT.to_string();
+        let query = [
+            ("channel", channel),
+            ("ts", thread_ts),
+            ("limit", limit.as_str()),
+        ];
+        let mut cursor: Option<String> = None;
+        for _ in 0..SLACK_HISTORY_MAX_PAGES {
+            let page = self.read_page(OPERATION, &query, cursor.as_deref()).await?;
+            if cursor.is_none() {
+                // Slack answers the parent first; anything else (a reply's ts) is another
+                // thread than the one the caller means.
+                let parent = page.messages.first();
+                let is_parent = parent.is_some_and(|message| {
+                    message.ts.as_deref() == Some(thread_ts)
+                        && message
+                            .thread_ts
+                            .as_deref()
+                            .is_none_or(|parent| parent == thread_ts)
+                });
+                if !is_parent {
+                    return Err(self.http.decode_error(
+                        OPERATION,
+                        &format!("the thread of {thread_ts:?} does not start with its parent"),
+                    ));
+                }
+            }
+            let found = page.messages.iter().any(|message| {
+                message.ts.as_deref() != Some(thread_ts)
+                    && message
+                        .text
+                        .as_deref()
+                        .is_some_and(|text| text.contains(marker))
+            });
+            if found {
+                return Ok(true);
+            }
+            match self.next_cursor(
+                OPERATION,
+                page.has_more,
+                page.response_metadata,
+                cursor.as_deref(),
+            )? {
+                None => return Ok(false),
+                Some(next) => cursor = Some(next),
+            }
+        }
+        Err(self.http.decode_error(
+            OPERATION,
+            &format!(
+                "the thread of {thread_ts:?} in {channel:?} spans more than \
+                 {SLACK_HISTORY_MAX_PAGES} pages of {SLACK_HISTORY_PAGE_LIMIT}"
+            ),
+        ))
     }
 
     /// The email of member `user_id` by `users.info` (scope `users:read.email`); `None` when
@@ -549,6 +650,53 @@ impl SlackApiClient {
         self.checked(operation, &response)
     }
 
+    /// GETs one page of the listing `operation` (also the method name), after `cursor`.
+    async fn read_page(
+        &self,
+        operation: &'static str,
+        query: &[(&str, &str)],
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, NotifyError> {
+        let mut request = self
+            .http
+            .client()
+            .get(format!("{}/{operation}", self.base))
+            .query(query)
+            .header(AUTHORIZATION, self.authorization.clone());
+        if let Some(cursor) = cursor {
+            request = request.query(&[("cursor", cursor)]);
+        }
+        let response = self.http.send(operation, request).await?;
+        let answer = self.checked(operation, &response)?;
+        serde_json::from_value(answer)
+            .map_err(|err| self.http.decode_error(operation, &err.to_string()))
+    }
+
+    /// The cursor of the next page, `None` once the listing is complete. A page that says
+    /// there is more without a cursor, or answers the cursor it was read with, is an error:
+    /// callers decide on the whole listing, never on part of it.
+    fn next_cursor(
+        &self,
+        operation: &'static str,
+        has_more: bool,
+        metadata: Option<ResponseMetadata>,
+        current: Option<&str>,
+    ) -> Result<Option<String>, NotifyError> {
+        let next = metadata
+            .and_then(|metadata| metadata.next_cursor)
+            .filter(|next| !next.is_empty());
+        match next {
+            None if has_more => Err(self.http.decode_error(
+                operation,
+                "the page says there is more but has no next_cursor",
+            )),
+            Some(next) if current == Some(next.as_str()) => Err(self
+                .http
+                .decode_error(operation, "the listing answered the same cursor twice")),
+            next => Ok(next),
+        }
+    }
+
     fn refused(&self, problem: &str) -> NotifyError {
         NotifyError::Config(format!("channel {:?}: {problem}", self.channel))
     }
@@ -563,13 +711,12 @@ impl SlackApiClient {
         Ok(())
     }
 
-    fn checked_token(&self, token: &str) -> Result<(), NotifyError> {
-        if token.is_empty()
-            || token.chars().count() > TOKEN_CHARS
-            || token.chars().any(char::is_control)
+    /// A token or marker: `what` names it in the refusal.
+    fn checked_tag(&self, what: &str, tag: &str) -> Result<(), NotifyError> {
+        if tag.is_empty() || tag.chars().count() > TOKEN_CHARS || tag.chars().any(char::is_control)
         {
             return Err(self.refused(&format!(
-                "a message token must be 1 to {TOKEN_CHARS} characters without control characters"
+                "{what} must be 1 to {TOKEN_CHARS} characters without control characters"
             )));
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! Slack simulator: an incoming webhook (`POST /services/T…/B…/<secret>`, answers `ok` or a
 //! plain-text error code with a 4xx) and the Web API methods `chat.postMessage`, `chat.update`,
-//! `conversations.history`, `users.lookupByEmail` and `users.info` (HTTP 200 with
-//! `{"ok": false, "error": …}` on refusal).
+//! `conversations.history`, `conversations.replies`, `users.lookupByEmail` and `users.info`
+//! (HTTP 200 with `{"ok": false, "error": …}` on refusal).
 //!
 //! # Messages and interactivity
 //!
@@ -10,16 +10,25 @@
 //! object or, in form-encoded calls, a JSON string). [`SlackSim::posts`] stays the log of what
 //! arrived; the messages are the live state `chat.update` changes.
 //!
+//! * `chat.postMessage` with `thread_ts` replies in the thread of that message of the same
+//!   conversation (a reply's `ts` joins its parent's thread); no such message →
+//!   `thread_not_found`. `reply_broadcast` is not simulated: replies stay in their thread.
 //! * `chat.update` (`channel`, `ts`, `text`, `blocks`, `metadata`) changes a message posted
 //!   through the Web API: fields left out are kept, `blocks: []` removes the blocks. Unknown
 //!   conversation → `channel_not_found`, unknown `ts` → `message_not_found`.
 //! * `conversations.history` (`channel`, `limit`, `cursor`, `oldest`, `latest`, `inclusive`,
-//!   `include_all_metadata`) lists a conversation's messages newest first. `limit` defaults to
-//!   100 and is capped at 999 and at [`SlackSim::set_history_page_limit`]; `has_more` and
-//!   `response_metadata.next_cursor` (an opaque `next_ts:` cursor, left out on the last page)
-//!   page through the rest. `metadata` is only returned with `include_all_metadata=true`.
+//!   `include_all_metadata`) lists a conversation's messages newest first, thread parents
+//!   only (with `thread_ts`, `reply_count` and `latest_reply` once replied to). `limit`
+//!   defaults to 100 and is capped at 999 and at [`SlackSim::set_history_page_limit`];
+//!   `has_more` and `response_metadata.next_cursor` (an opaque `next_ts:` cursor, left out
+//!   on the last page) page through the rest. `metadata` is only returned with
+//!   `include_all_metadata=true`.
 //!   Bad `oldest`/`latest` → `invalid_ts_oldest`/`invalid_ts_latest`, a bad cursor →
 //!   `invalid_cursor`.
+//! * `conversations.replies` (`channel`, `ts`, `limit`, `cursor`, `include_all_metadata`)
+//!   lists a thread oldest first, the parent leading, paged and capped like the history (its
+//!   cursor points forward). A reply's `ts` answers that reply alone. Unknown conversation →
+//!   `channel_not_found`, unknown `ts` → `thread_not_found`.
 //! * `users.info` (`user`) answers the members of [`SlackSimConfig::users`] (email → ID; the
 //!   name is the email's local part, as `users.lookupByEmail` answers) with `profile.email`,
 //!   left out for the IDs in [`SlackSimConfig::hidden_emails`]; others → `user_not_found`.
@@ -94,6 +103,8 @@ pub struct SlackPost {
     /// The channel (for DMs, the `D…` conversation); empty for webhooks.
     pub channel: String,
     pub ts: String,
+    /// The parent's `ts` for a thread reply.
+    pub thread_ts: Option<String>,
     pub text: Option<String>,
     pub blocks: Option<Value>,
 }
@@ -104,6 +115,8 @@ pub struct SimMessage {
     /// The conversation: a channel of the config, or `D…` for a direct message.
     pub channel: String,
     pub ts: String,
+    /// The parent's `ts` for a thread reply; `None` for a message of the channel itself.
+    pub thread_ts: Option<String>,
     pub text: Option<String>,
     pub blocks: Option<Value>,
     /// `{event_type, event_payload}` as posted (or last updated).
@@ -199,7 +212,7 @@ struct Workspace {
     posts: Vec<SlackPost>,
     messages: Vec<SimMessage>,
     next_ts: u64,
-    /// Cap on `conversations.history`'s `limit`.
+    /// Cap on the `limit` of `conversations.history` and `conversations.replies`.
     history_page_limit: Option<usize>,
     /// Serial of trigger IDs and response URLs of clicks.
     clicks: u64,
@@ -238,6 +251,7 @@ impl SlackSim {
             .route("/api/chat.postMessage", post(post_message))
             .route("/api/chat.update", post(update_message))
             .route("/api/conversations.history", any(history))
+            .route("/api/conversations.replies", any(replies))
             .route("/api/users.lookupByEmail", any(lookup_by_email))
             .route("/api/users.info", any(user_info))
             .with_state(Arc::clone(&workspace));
@@ -266,7 +280,8 @@ impl SlackSim {
         state(&self.workspace).posts.clone()
     }
 
-    /// Web API messages as the conversations hold them now, oldest first.
+    /// Web API messages as the conversations hold them now, oldest first, thread replies
+    /// included.
     pub fn messages(&self) -> Vec<SimMessage> {
         state(&self.workspace).messages.clone()
     }
@@ -280,8 +295,20 @@ impl SlackSim {
             .cloned()
     }
 
-    /// Caps the messages per `conversations.history` page whatever `limit` asks for (at least
-    /// 1); `None` restores Slack's own cap.
+    /// The replies in the thread of message `thread_ts` of `channel`, oldest first.
+    pub fn replies(&self, channel: &str, thread_ts: &str) -> Vec<SimMessage> {
+        state(&self.workspace)
+            .messages
+            .iter()
+            .filter(|message| {
+                message.channel == channel && message.thread_ts.as_deref() == Some(thread_ts)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Caps the messages per `conversations.history` and `conversations.replies` page whatever
+    /// `limit` asks for (at least 1); `None` restores Slack's own cap.
     pub fn set_history_page_limit(&self, limit: Option<usize>) {
         state(&self.workspace).history_page_limit = limit.map(|limit| limit.max(1));
     }
@@ -708,6 +735,7 @@ async fn webhook(State(workspace): State<Shared>, uri: Uri, body: Bytes) -> Resp
         via: SlackVia::Webhook,
         channel: String::new(),
         ts,
+        thread_ts: None,
         text,
         blocks,
     });
@@ -722,6 +750,43 @@ impl Workspace {
             self.next_ts / 1_000_000,
             self.next_ts % 1_000_000
         )
+    }
+
+    /// `limit` (default 100) clamped to 1–999 and to the page cap.
+    fn page_limit(&self, args: &Value) -> Result<usize, &'static str> {
+        let limit = match args.get("limit") {
+            None => 100,
+            Some(Value::Number(limit)) => limit
+                .as_u64()
+                .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX))
+                .ok_or("invalid_limit")?,
+            Some(Value::String(limit)) => limit.parse::<usize>().map_err(|_| "invalid_limit")?,
+            Some(_) => return Err("invalid_limit"),
+        };
+        Ok(limit
+            .clamp(1, 999)
+            .min(self.history_page_limit.unwrap_or(usize::MAX)))
+    }
+
+    /// A message as listings show it: a replied-to parent carries its thread's summary.
+    fn listed_json(&self, message: &SimMessage, with_metadata: bool) -> Value {
+        let mut shown = message_json(message, with_metadata);
+        if message.thread_ts.is_none() {
+            let replies: Vec<&SimMessage> = self
+                .messages
+                .iter()
+                .filter(|reply| {
+                    reply.channel == message.channel
+                        && reply.thread_ts.as_deref() == Some(message.ts.as_str())
+                })
+                .collect();
+            if let Some(latest) = replies.last() {
+                shown["thread_ts"] = json!(message.ts);
+                shown["reply_count"] = json!(replies.len());
+                shown["latest_reply"] = json!(latest.ts);
+            }
+        }
+        shown
     }
 
     /// A channel of the config or the direct-message conversation of a member.
@@ -835,17 +900,37 @@ async fn post_message(
         Ok(metadata) => metadata,
         Err(code) => return api_error(code),
     };
+    let thread_ts = match string_arg(&args, "thread_ts").filter(|ts| !ts.is_empty()) {
+        None => None,
+        Some(asked) => {
+            let parent = workspace
+                .messages
+                .iter()
+                .find(|message| message.channel == conversation && message.ts == asked);
+            match parent {
+                Some(parent) => Some(
+                    parent
+                        .thread_ts
+                        .clone()
+                        .unwrap_or_else(|| parent.ts.clone()),
+                ),
+                None => return api_error("thread_not_found"),
+            }
+        }
+    };
     let ts = workspace.next_ts();
     workspace.posts.push(SlackPost {
         via: SlackVia::WebApi,
         channel: conversation.clone(),
         ts: ts.clone(),
+        thread_ts: thread_ts.clone(),
         text: text.clone(),
         blocks: blocks.clone(),
     });
     let message = SimMessage {
         channel: conversation.clone(),
         ts: ts.clone(),
+        thread_ts,
         text,
         blocks,
         metadata,
@@ -906,6 +991,9 @@ fn message_json(message: &SimMessage, with_metadata: bool) -> Value {
         "text": message.text,
         "ts": message.ts,
     });
+    if let Some(thread_ts) = &message.thread_ts {
+        shown["thread_ts"] = json!(thread_ts);
+    }
     if let Some(blocks) = &message.blocks {
         shown["blocks"] = blocks.clone();
     }
@@ -1044,33 +1132,15 @@ async fn history(
         (Err(code), _) | (_, Err(code)) => return api_error(code),
     };
     let inclusive = truthy(&args, "inclusive");
-    let before = match string_arg(&args, "cursor").filter(|cursor| !cursor.is_empty()) {
-        None => None,
-        Some(cursor) => match decode_cursor(cursor) {
-            Some(before) => Some(before),
-            None => return api_error("invalid_cursor"),
-        },
+    let (before, limit) = match (cursor_argument(&args), workspace.page_limit(&args)) {
+        (Ok(before), Ok(limit)) => (before, limit),
+        (Err(code), _) | (_, Err(code)) => return api_error(code),
     };
-    let limit = match args.get("limit") {
-        None => 100,
-        Some(Value::Number(limit)) => match limit.as_u64() {
-            Some(limit) => usize::try_from(limit).unwrap_or(usize::MAX),
-            None => return api_error("invalid_limit"),
-        },
-        Some(Value::String(limit)) => match limit.parse::<usize>() {
-            Ok(limit) => limit,
-            Err(_) => return api_error("invalid_limit"),
-        },
-        Some(_) => return api_error("invalid_limit"),
-    };
-    let limit = limit
-        .clamp(1, 999)
-        .min(workspace.history_page_limit.unwrap_or(usize::MAX));
     let with_metadata = truthy(&args, "include_all_metadata");
     let mut matching: Vec<(u128, &SimMessage)> = workspace
         .messages
         .iter()
-        .filter(|message| message.channel == channel)
+        .filter(|message| message.channel == channel && message.thread_ts.is_none())
         .filter_map(|message| Some((ts_micros(&message.ts)?, message)))
         .filter(|(at, _)| {
             oldest.is_none_or(|oldest| {
@@ -1093,7 +1163,7 @@ async fn history(
     matching.truncate(limit);
     let messages: Vec<Value> = matching
         .iter()
-        .map(|(_, message)| message_json(message, with_metadata))
+        .map(|(_, message)| workspace.listed_json(message, with_metadata))
         .collect();
     let mut answer = json!({
         "ok": true,
@@ -1105,6 +1175,71 @@ async fn history(
         answer["response_metadata"] = json!({"next_cursor": encode_cursor(*last)});
     }
     axum::Json(answer).into_response()
+}
+
+/// `conversations.replies`: a thread oldest first, the parent leading, paged forward by a
+/// `next_ts:` cursor.
+async fn replies(
+    State(workspace): State<Shared>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let workspace = state(&workspace);
+    let args = match workspace.authorized_arguments(&headers, &uri, &body) {
+        Ok(args) => args,
+        Err(code) => return api_error(code),
+    };
+    let Some(channel) = string_arg(&args, "channel") else {
+        return api_error("channel_not_found");
+    };
+    if !workspace.knows_conversation(channel) {
+        return api_error("channel_not_found");
+    }
+    let Some(ts) = string_arg(&args, "ts") else {
+        return api_error("thread_not_found");
+    };
+    let Some(parent) = workspace
+        .messages
+        .iter()
+        .find(|message| message.channel == channel && message.ts == ts)
+    else {
+        return api_error("thread_not_found");
+    };
+    let (after, limit) = match (cursor_argument(&args), workspace.page_limit(&args)) {
+        (Ok(after), Ok(limit)) => (after, limit),
+        (Err(code), _) | (_, Err(code)) => return api_error(code),
+    };
+    let with_metadata = truthy(&args, "include_all_metadata");
+    let mut thread: Vec<(u128, &SimMessage)> = std::iter::once(parent)
+        .chain(workspace.messages.iter().filter(|message| {
+            parent.thread_ts.is_none()
+                && message.channel == channel
+                && message.thread_ts.as_deref() == Some(ts)
+        }))
+        .filter_map(|message| Some((ts_micros(&message.ts)?, message)))
+        .filter(|(at, _)| after.is_none_or(|after| *at > after))
+        .collect();
+    thread.sort_by_key(|(at, _)| *at);
+    let has_more = thread.len() > limit;
+    thread.truncate(limit);
+    let messages: Vec<Value> = thread
+        .iter()
+        .map(|(_, message)| workspace.listed_json(message, with_metadata))
+        .collect();
+    let mut answer = json!({"ok": true, "messages": messages, "has_more": has_more});
+    if has_more && let Some((last, _)) = thread.last() {
+        answer["response_metadata"] = json!({"next_cursor": encode_cursor(*last)});
+    }
+    axum::Json(answer).into_response()
+}
+
+/// `cursor` as the ts it points at; `None` for the first page.
+fn cursor_argument(args: &Value) -> Result<Option<u128>, &'static str> {
+    match string_arg(args, "cursor").filter(|cursor| !cursor.is_empty()) {
+        None => Ok(None),
+        Some(cursor) => decode_cursor(cursor).map(Some).ok_or("invalid_cursor"),
+    }
 }
 
 /// Slack's cursor shape: base64 of `next_ts:<ts digits>`; here, the last ts returned.
@@ -1292,6 +1427,7 @@ mod tests {
                     },
                 ]},
             ])),
+            thread_ts: None,
             metadata: None,
             edits: 0,
         };
