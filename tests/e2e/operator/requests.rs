@@ -10,12 +10,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use libtest_mimic::Failed;
 use opal_operator::controller::requests::{
-    Entry, Index, LEDGER_TYPE, Ledger, Phase, WINDOW_INDEX, WindowRecord, entry_name,
+    ClickRecorder, Entry, Index, LEDGER_TYPE, Ledger, Phase, ROUTE_INDEX, WINDOW_INDEX,
+    WindowRecord, entry_name,
 };
 use opal_operator::crd::{AccessPolicy, RequestsStatus};
 use opal_operator::notify::{
-    ChannelConfig, JiraConfig, JiraDecisionStatuses, JsmConfig, NotifyConfig, PagerDutyConfig,
-    PagerDutyRestConfig, ServiceNowConfig,
+    BlockAction, ChannelConfig, JiraConfig, JiraDecisionStatuses, JsmConfig, NotifyConfig,
+    PagerDutyConfig, PagerDutyRestConfig, SLACK_APPROVE_ACTION, ServiceNowConfig, SlackApiConfig,
 };
 use opal_operator::opal::model::ApprovalLevel;
 use opal_operator::secret::{SecretKeySelector, SecretRef};
@@ -23,8 +24,10 @@ use opal_operator::sim::hris::FaultRates;
 use opal_operator::sim::notify::jira::{JiraSim, JiraSimConfig, SimApprover, SimStatus, SimUser};
 use opal_operator::sim::notify::pagerduty::{IncidentStatus, PagerDutySim, PagerDutySimConfig};
 use opal_operator::sim::notify::servicenow::{ServiceNowSim, ServiceNowSimConfig, SimSnUser};
+use opal_operator::sim::notify::slack::{Click, ClickOutcome, SlackSim, SlackSimConfig};
 use opal_operator::sim::opal::{GrantTarget, NewRequest};
 use opal_operator::standalone::Sources;
+use opal_operator::webhooks::{ClickRecorded, ClickSink};
 use serde_json::{Value, json};
 
 use super::harness::{
@@ -41,6 +44,7 @@ pub fn trials() -> Vec<E2eTrial> {
         e2e_trial!(requests_routed_to_servicenow_are_decided_by_an_eligible_approval_record),
         e2e_trial!(requests_routed_to_a_jira_issue_are_decided_by_its_status_transition),
         e2e_trial!(old_ledger_entries_go_once_decided_but_never_while_opal_shows_them_pending),
+        e2e_trial!(requests_routed_to_slack_are_decided_by_an_eligible_click),
     ]
 }
 
@@ -1374,6 +1378,237 @@ async fn old_ledger_entries_go_once_decided_but_never_while_opal_shows_them_pend
     {
         return Err(format!(
             "the entry of a request Opal shows pending was removed or decided again ({decisions} decisions)"
+        )
+        .into());
+    }
+    operator.stop().await
+}
+
+const SLACK_CHANNEL: &str = "C0ACCESS";
+const SLACK_SIGNING_SECRET: &str = "e2e-slack-signing-secret";
+
+/// `Route` to a Slack message with buttons. Forged and tampered clicks are refused before
+/// anything is recorded; clicks that do not belong to the request's message are ignored; the
+/// requester's own Approve is recorded once (Slack's retry finds it recorded), refused and
+/// noted once in the thread; the HR manager's Approve approves in Opal and replaces the
+/// message with the outcome, and a click after that is ignored.
+async fn requests_routed_to_slack_are_decided_by_an_eligible_click(
+    ctx: TestContext,
+) -> Result<(), Failed> {
+    let member = |email: &str, id: &str| (email.to_owned(), id.to_owned());
+    let slack = SlackSim::start(SlackSimConfig {
+        channels: vec![SLACK_CHANNEL.to_owned()],
+        users: [
+            member(ENGINEER, "U0YARA"),
+            member(YARAS_MANAGER, "U0AMARA"),
+            member(OTHER_ENGINEER, "U0AYESHA"),
+        ]
+        .into(),
+        ..SlackSimConfig::default()
+    })
+    .await?;
+    credentials(
+        &ctx,
+        "slack-credentials",
+        json!({"bot-token": SlackSimConfig::default().bot_token}),
+    )
+    .await?;
+    let notify = NotifyConfig {
+        channels: [(
+            "access-slack".to_owned(),
+            ChannelConfig::Slack(SlackApiConfig {
+                api_url: slack.api_url(),
+                token: SecretRef::SecretKeyRef(SecretKeySelector {
+                    name: "slack-credentials".into(),
+                    key: "bot-token".into(),
+                }),
+                channel: Some(SLACK_CHANNEL.to_owned()),
+                direct_messages: false,
+            }),
+        )]
+        .into(),
+        outbox: Default::default(),
+    };
+    let mut org =
+        Org::start_with(&ctx.namespace, "10m", Some(serde_json::to_value(&notify)?)).await?;
+    let signing_secret = org.dir.path().join("slack-signing-secret");
+    std::fs::write(&signing_secret, SLACK_SIGNING_SECRET)?;
+    org.patch_config(|config| {
+        config["webhooks"]["slack"] = json!({"signingSecret": {"file": signing_secret}});
+    })?;
+    org.manifests
+        .access_policies
+        .push(serde_json::from_value(json!({
+            "apiVersion": "opal-operator.io/v1alpha1",
+            "kind": "AccessPolicy",
+            "metadata": {"name": "slack-routed", "namespace": ctx.namespace},
+            "spec": {"requests": [
+                {"name": "break-glass-by-manager", "action": "Route",
+                 "match": {"targets": [{"group": {"name": BREAK_GLASS}}]},
+                 "route": {"channel": "access-slack", "requesterManager": true}},
+            ]},
+        }))?);
+    org.apply_manifests(&ctx.client).await?;
+    let yara = pending(
+        &org,
+        &opal_user_id(&org, ENGINEER)?,
+        group(&org, BREAK_GLASS)?,
+        60,
+    )?;
+    let operator = InProcessOperator::start(
+        &ctx,
+        &org,
+        OperatorOptions {
+            interval: Duration::from_secs(600),
+            lease: true,
+            identity: "e2e-slack".into(),
+        },
+    )
+    .await?;
+    let token = entry_name(&yara);
+    let routed = || {
+        slack.messages().into_iter().filter(|message| {
+            message.event_payload().and_then(|p| p.get("token")) == Some(&json!(token))
+        })
+    };
+    let message = eventually("the buttons are posted", DECISION, || async {
+        Ok(routed().next())
+    })
+    .await?;
+    let values: Vec<Option<String>> = message.buttons().into_iter().map(|b| b.value).collect();
+    if values != [Some(token.clone()), Some(token.clone())] {
+        return Err(format!("the buttons do not name the request: {values:?}").into());
+    }
+    let hook = format!("http://{}/webhooks/slack/interactivity", operator.addr);
+    let click = |user: &str, action: &str| {
+        Click::new(&hook, SLACK_SIGNING_SECRET, &message.ts, user, action)
+    };
+    let ledger = Ledger::new(ctx.client.clone(), &ctx.namespace);
+
+    // Forged: the wrong secret, a body changed after signing, a replayed old click.
+    let forged = [
+        Click::new(
+            &hook,
+            "not-the-secret",
+            &message.ts,
+            "U0AMARA",
+            SLACK_APPROVE_ACTION,
+        ),
+        click("U0AYESHA", SLACK_APPROVE_ACTION)
+            .tamper(|body| body.extend_from_slice(b"&user=U0AMARA")),
+        click("U0AMARA", SLACK_APPROVE_ACTION).at_timestamp(1_700_000_000),
+    ];
+    for forgery in forged {
+        let outcome = slack.click_with(forgery).await?;
+        if outcome.status != 401 {
+            return Err(format!("a forged click answered {}", outcome.status).into());
+        }
+    }
+    // Signed by Slack but not a click on this request's message: recorded nowhere.
+    let recorder = ClickRecorder::new(ledger.clone(), Default::default());
+    let block = |value: &str, ts: Option<&str>| BlockAction {
+        user_id: "U0AMARA".to_owned(),
+        team_id: None,
+        channel_id: Some(SLACK_CHANNEL.to_owned()),
+        message_ts: ts.map(str::to_owned),
+        action_id: SLACK_APPROVE_ACTION.to_owned(),
+        value: value.to_owned(),
+    };
+    for stray in [
+        block(&token, Some("1.000001")),
+        block(&token, None),
+        block(ROUTE_INDEX, Some(&message.ts)),
+        block("slack-credentials", Some(&message.ts)),
+        block(&entry_name("some-other-request"), Some(&message.ts)),
+    ] {
+        let answer = recorder.record(stray.clone()).await?;
+        if !matches!(answer, ClickRecorded::Ignored { .. }) {
+            return Err(format!("{stray:?} was {answer:?}").into());
+        }
+    }
+    if !ledger.clicks(&yara).await?.is_empty() {
+        return Err("a forged or stray click was recorded".into());
+    }
+
+    // The requester's own Approve: recorded once, refused, noted once in the thread.
+    let own = slack
+        .click_with(click("U0YARA", SLACK_APPROVE_ACTION))
+        .await?;
+    let retried = slack
+        .click_with(click("U0YARA", SLACK_APPROVE_ACTION))
+        .await?;
+    let outcome = |sent: &ClickOutcome| String::from_utf8_lossy(&sent.body).into_owned();
+    if own.status != 200 || !outcome(&own).contains("\"recorded\"") {
+        return Err(format!("the requester's click: {} {}", own.status, outcome(&own)).into());
+    }
+    if retried.status != 200 || !outcome(&retried).contains("already_recorded") {
+        return Err(format!(
+            "the retried click: {} {}",
+            retried.status,
+            outcome(&retried)
+        )
+        .into());
+    }
+    let refusals = || {
+        slack
+            .replies(SLACK_CHANNEL, &message.ts)
+            .iter()
+            .filter(|reply| reply.text.as_deref().is_some_and(|t| t.contains("refused")))
+            .count()
+    };
+    eventually(
+        "the requester's approval is refused in the thread",
+        DECISION,
+        || async { Ok((refusals() == 1).then_some(())) },
+    )
+    .await?;
+    if status(&org, &yara) != "PENDING" {
+        return Err("the requester approved their own request".into());
+    }
+
+    // The manager's Approve decides.
+    let manager = slack
+        .click_with(click("U0AMARA", SLACK_APPROVE_ACTION))
+        .await?;
+    if manager.status != 200 {
+        return Err(format!("the manager's click answered {}", manager.status).into());
+    }
+    eventually(
+        "the manager's approval is carried out",
+        DECISION,
+        || async { Ok((status(&org, &yara) == "APPROVED").then_some(())) },
+    )
+    .await?;
+    eventually("the message shows the outcome", DECISION, || async {
+        Ok(slack
+            .message(&message.ts)
+            .filter(|now| !now.has_buttons() && now.edits >= 1)
+            .map(drop))
+    })
+    .await?;
+    let comments = Sources::from_config(&org.config()?)?
+        .opal
+        .request_comments(&yara)
+        .await?;
+    if !comments
+        .iter()
+        .any(|c| c.comment.contains(YARAS_MANAGER) && c.comment.contains("Slack message"))
+    {
+        return Err(
+            format!("the approval names neither the manager nor Slack: {comments:?}").into(),
+        );
+    }
+    let late = recorder.record(block(&token, Some(&message.ts))).await?;
+    if !matches!(late, ClickRecorded::Ignored { .. }) {
+        return Err(format!("a click after the decision was {late:?}").into());
+    }
+    passes(&org, 2, "two more passes").await?;
+    let approvals = org.opal.counters().calls("POST /requests/{id}/approve");
+    if (approvals, routed().count(), refusals()) != (1, 1, 1) {
+        return Err(format!(
+            "expected one approval, one message and one refusal note; saw {approvals}, {}, {}",
+            routed().count(),
+            refusals()
         )
         .into());
     }

@@ -278,8 +278,10 @@ pub async fn run_on(
         hr: Some(Arc::new(trigger.clone())),
         incident: Some(incident_sink),
         doorbell: Some(Arc::new(requests::RequestDoorbell(doorbell.clone()))),
-        // Nothing records Slack clicks yet: a configured `webhooks.slack` answers 503.
-        clicks: None,
+        clicks: Some(Arc::new(requests::ClickRecorder::new(
+            requests::Ledger::new(client.clone(), &operator_namespace),
+            doorbell.clone(),
+        ))),
     };
     let webhook_state = WebhookState::from_config(&config, metrics.clone(), health.clone(), sinks)
         .map_err(|error| ControllerError::Webhooks(error.to_string()))?;
@@ -356,7 +358,8 @@ pub async fn run_on(
             let secrets = notifications::NamespaceSecrets::new(client.clone(), &operator_namespace);
             (
                 crate::notify::rest_clients(notify, &secrets).await?,
-                crate::notify::route_desks(notify, &secrets).await?,
+                crate::notify::route_desks(notify, &secrets, config.webhooks.slack.is_some())
+                    .await?,
             )
         }
         None => Default::default(),

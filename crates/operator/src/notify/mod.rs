@@ -97,8 +97,8 @@ pub use pagerduty_rest::{
     OnCallEntry, OnCallQuery, PAGERDUTY_REST_ACCEPT, PagerDutyRest, rest_clients,
 };
 pub use route_desk::{
-    DeskAnswer, JiraIssueRoute, RouteDesk, RouteTicket, ServiceDeskRoute, ServiceNowRoute,
-    route_desks,
+    DeskAnswer, JiraIssueRoute, RecordedClick, RouteDesk, RouteTicket, ServiceDeskRoute,
+    ServiceNowRoute, SlackRoute, route_desks, slack_ticket,
 };
 pub use servicenow::{ApprovalState, Record, ServiceNowClient, TaskApproval};
 pub use slack::{

@@ -1,10 +1,13 @@
 //! Where routed access requests are answered: one ticket per Opal request, marked with the
 //! request's token (a Jira label, a ServiceNow `correlation_id`) so that a retry or a restart
 //! finds it instead of opening a second one, and decided by the ticket system's own approvals
-//! (JSM approvals, ServiceNow `sysapproval_approver` records).
+//! (JSM approvals, ServiceNow `sysapproval_approver` records). A Slack route is a message with
+//! Approve / Deny buttons, tagged with the token in its metadata; its answers are the clicks
+//! the interactivity hook recorded, since Slack keeps none.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::channel::resolve_secret;
@@ -12,6 +15,7 @@ use super::config::{ChannelConfig, ChannelKind, NotifyConfig};
 use super::error::NotifyError;
 use super::jira::{ApprovalDecision, JiraClient, NewIssue, NewRequest, decision_from};
 use super::servicenow::{ApprovalState, ServiceNowClient};
+use super::slack::{ButtonMessage, SlackApiClient};
 use crate::secret::KubeSecretSource;
 
 /// A channel that takes routed requests.
@@ -20,6 +24,42 @@ pub enum RouteDesk {
     ServiceDesk(ServiceDeskRoute),
     JiraIssue(JiraIssueRoute),
     ServiceNow(ServiceNowRoute),
+    Slack(SlackRoute),
+}
+
+/// A Slack Web API channel whose `channel` is a conversation ID: a message with buttons per
+/// request, decided by the first eligible click.
+#[derive(Clone, Debug)]
+pub struct SlackRoute {
+    client: SlackApiClient,
+    channel: String,
+}
+
+/// A click on a routed request's Slack message, as the interactivity hook recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedClick {
+    /// The Slack member who clicked.
+    pub user_id: String,
+    pub approve: bool,
+    /// When the hook received it; answers are judged in this order.
+    pub at: DateTime<Utc>,
+}
+
+/// Longest thread marker kept, inside the 255 characters the Slack client accepts for one.
+const SLACK_MARKER_CHARS: usize = 200;
+
+/// How far before the claim the search for a posted message starts, for clocks that differ.
+const SLACK_SEARCH_MARGIN_SECONDS: i64 = 600;
+
+/// A conversation ID (`C…` public, `G…` private), which `conversations.history` needs; a
+/// channel name would post but could never be found again, so a retry would post twice.
+fn is_conversation_id(channel: &str) -> bool {
+    channel.len() >= 3
+        && channel.starts_with(['C', 'G'])
+        && channel
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 /// A Jira channel with `decisions`: an issue per request, decided by its status.
@@ -70,12 +110,14 @@ pub struct DeskAnswer {
     pub decider_email: Option<String>,
 }
 
-/// A route desk for every `jiraServiceManagement` and `serviceNow` channel and every `jira`
-/// channel with `decisions`, by channel name;
-/// the first credential that cannot be read fails the whole set.
+/// A route desk for every `jiraServiceManagement` and `serviceNow` channel, every `jira`
+/// channel with `decisions` and, when `slack_clicks` (the interactivity hook is configured),
+/// every `slack` channel whose `channel` is a conversation ID, by channel name; the first
+/// credential that cannot be read fails the whole set.
 pub async fn route_desks(
     config: &NotifyConfig,
     kube: &dyn KubeSecretSource,
+    slack_clicks: bool,
 ) -> Result<BTreeMap<String, RouteDesk>, NotifyError> {
     let http = super::http::build_client(&config.outbox)?;
     let mut desks = BTreeMap::new();
@@ -138,6 +180,20 @@ pub async fn route_desks(
                     close_fields: snow.close_fields.clone(),
                 })
             }
+            ChannelConfig::Slack(slack) => {
+                let Some(channel) = slack
+                    .channel
+                    .as_ref()
+                    .filter(|channel| slack_clicks && is_conversation_id(channel))
+                else {
+                    continue;
+                };
+                let token = resolve_secret(name, &slack.token, kube).await?;
+                RouteDesk::Slack(SlackRoute {
+                    client: SlackApiClient::new(http.clone(), name, &slack.api_url, &token)?,
+                    channel: channel.clone(),
+                })
+            }
             _ => continue,
         };
         desks.insert(name.clone(), desk);
@@ -152,29 +208,40 @@ impl RouteDesk {
             RouteDesk::ServiceDesk(_) => format!("Jira Service Management {ticket}"),
             RouteDesk::JiraIssue(_) => format!("Jira {ticket}"),
             RouteDesk::ServiceNow(_) => format!("ServiceNow {ticket}"),
+            RouteDesk::Slack(_) => format!("Slack message {ticket}"),
         }
     }
 
-    /// The ticket carrying `token`, opened now if none exists.
+    /// The ticket carrying `token`, opened now if none exists; `claimed_at` bounds how far
+    /// back Slack's history is searched for it.
     pub async fn open(
         &self,
         token: &str,
         summary: &str,
         description: &str,
+        claimed_at: DateTime<Utc>,
     ) -> Result<RouteTicket, NotifyError> {
         match self {
             RouteDesk::ServiceDesk(desk) => desk.open(token, summary, description).await,
             RouteDesk::JiraIssue(desk) => desk.open(token, summary, description).await,
             RouteDesk::ServiceNow(desk) => desk.open(token, summary, description).await,
+            RouteDesk::Slack(desk) => desk.open(token, summary, description, claimed_at).await,
         }
     }
 
-    /// The decided approvals on the ticket, in the order they were decided.
-    pub async fn answers(&self, ticket: &str) -> Result<Vec<DeskAnswer>, NotifyError> {
+    /// The decided approvals on the ticket, in the order they were decided. Slack keeps no
+    /// record of clicks, so its answers are `clicks`, as the interactivity hook recorded
+    /// them; the ticket systems are asked.
+    pub async fn answers(
+        &self,
+        ticket: &str,
+        clicks: &[RecordedClick],
+    ) -> Result<Vec<DeskAnswer>, NotifyError> {
         match self {
             RouteDesk::ServiceDesk(desk) => desk.answers(ticket).await,
             RouteDesk::JiraIssue(desk) => desk.answers(ticket).await,
             RouteDesk::ServiceNow(desk) => desk.answers(ticket).await,
+            RouteDesk::Slack(desk) => desk.answers(clicks).await,
         }
     }
 
@@ -192,6 +259,17 @@ impl RouteDesk {
                 comment_once(client, ticket, marker, text).await
             }
             RouteDesk::ServiceNow(desk) => desk.note_once(ticket, marker, text).await,
+            RouteDesk::Slack(desk) => {
+                let (channel, ts) = slack_message(ticket)?;
+                // Escaping would change mrkdwn's special characters, so the marker could never
+                // be found again; they carry nothing a marker needs, nor does a long tail.
+                let marker: String = marker
+                    .replace(['&', '<', '>'], "_")
+                    .chars()
+                    .take(SLACK_MARKER_CHARS)
+                    .collect();
+                desk.client.reply_once(channel, ts, &marker, text).await
+            }
         }
     }
 
@@ -209,7 +287,81 @@ impl RouteDesk {
                 ..
             }) => resolve_once(client, ticket, token, resolve_transition.as_deref(), text).await,
             RouteDesk::ServiceNow(desk) => desk.close(ticket, token, text).await,
+            // Replacing the message with the outcome removes its buttons; doing it twice
+            // changes nothing.
+            RouteDesk::Slack(desk) => {
+                let (channel, ts) = slack_message(ticket)?;
+                desk.client.update_message(channel, ts, text).await
+            }
         }
+    }
+}
+
+/// A Slack route's ticket id: `<conversation ID>/<message ts>`.
+pub fn slack_ticket(channel: &str, ts: &str) -> String {
+    format!("{channel}/{ts}")
+}
+
+fn slack_message(ticket: &str) -> Result<(&str, &str), NotifyError> {
+    ticket.split_once('/').ok_or_else(|| {
+        NotifyError::Config(format!(
+            "{ticket:?} is not a Slack route ticket (<channel>/<ts>)"
+        ))
+    })
+}
+
+impl SlackRoute {
+    /// The message tagged with `token`, posted now if the channel's history since shortly
+    /// before the claim holds none. Both buttons carry the token, which is the ledger entry's
+    /// name, so a click names the request it answers.
+    async fn open(
+        &self,
+        token: &str,
+        summary: &str,
+        description: &str,
+        claimed_at: DateTime<Utc>,
+    ) -> Result<RouteTicket, NotifyError> {
+        let oldest = format!(
+            "{}.000000",
+            (claimed_at.timestamp() - SLACK_SEARCH_MARGIN_SECONDS).max(0)
+        );
+        let posted = match self
+            .client
+            .find_by_token(&self.channel, token, Some(&oldest))
+            .await?
+        {
+            Some(found) => found,
+            None => {
+                self.client
+                    .post_buttons(&ButtonMessage {
+                        channel: self.channel.clone(),
+                        text: summary.to_owned(),
+                        token: token.to_owned(),
+                        approve_value: token.to_owned(),
+                        deny_value: token.to_owned(),
+                        details: description.lines().map(str::to_owned).collect(),
+                    })
+                    .await?
+            }
+        };
+        Ok(RouteTicket {
+            id: slack_ticket(&posted.channel, &posted.ts),
+            display: format!("{} in {}", posted.ts, posted.channel),
+        })
+    }
+
+    /// One answer per recorded click, oldest first, with the email Slack shows for the member.
+    async fn answers(&self, clicks: &[RecordedClick]) -> Result<Vec<DeskAnswer>, NotifyError> {
+        let mut ordered: Vec<&RecordedClick> = clicks.iter().collect();
+        ordered.sort_by_key(|click| click.at);
+        let mut answers = Vec::with_capacity(ordered.len());
+        for click in ordered {
+            answers.push(DeskAnswer {
+                approve: click.approve,
+                decider_email: self.client.user_email(&click.user_id).await?,
+            });
+        }
+        Ok(answers)
     }
 }
 

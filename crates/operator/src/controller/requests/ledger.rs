@@ -14,6 +14,7 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use sha2::{Digest, Sha256};
 
 use crate::engine::{ApprovedWindow, RouteEscalation, RoutePlan, TargetKind};
+use crate::notify::RecordedClick;
 
 /// The Secret type that marks a ledger entry.
 pub const LEDGER_TYPE: &str = "opal-operator.io/request-ledger";
@@ -192,6 +193,27 @@ pub const WINDOW_INDEX: &str = "opal-request-windows";
 /// The Secret listing every entry, written before the entry is created.
 pub const ENTRY_INDEX: &str = "opal-request-entries";
 
+/// Keys of an entry's Secret that hold a recorded Slack click; the rest is the entry.
+const CLICK_KEY_PREFIX: &str = "click-";
+
+/// The clicks recorded in an entry's Secret, by key. One that cannot be read is left out and
+/// logged: only a writer of Secrets in this namespace could have made it.
+fn recorded_clicks(secret: &Secret) -> BTreeMap<String, RecordedClick> {
+    let Some(data) = secret.data.as_ref() else {
+        return BTreeMap::new();
+    };
+    data.iter()
+        .filter(|(key, _)| key.starts_with(CLICK_KEY_PREFIX))
+        .filter_map(|(key, value)| match serde_json::from_slice(&value.0) {
+            Ok(click) => Some((key.clone(), click)),
+            Err(error) => {
+                tracing::warn!(%key, %error, "a recorded click in the requests ledger cannot be read; skipped");
+                None
+            }
+        })
+        .collect()
+}
+
 /// The lists of entries a pass follows besides the pending requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Index {
@@ -347,6 +369,51 @@ impl Ledger {
                 .map(Some)
                 .ok_or(LedgerError::Foreign(name)),
         }
+    }
+
+    /// The entry whose Secret is `name`, with the clicks recorded on it by key; `None` when no
+    /// such Secret exists.
+    pub async fn named_with_clicks(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Entry, BTreeMap<String, RecordedClick>)>, LedgerError> {
+        match self.api.get_opt(name).await? {
+            None => Ok(None),
+            Some(secret) => Entry::from_secret(&secret)
+                .map(|entry| Some((entry, recorded_clicks(&secret))))
+                .ok_or_else(|| LedgerError::Foreign(name.to_owned())),
+        }
+    }
+
+    /// The clicks recorded on the request's entry.
+    pub async fn clicks(&self, request_id: &str) -> Result<Vec<RecordedClick>, LedgerError> {
+        Ok(self
+            .named_with_clicks(&entry_name(request_id))
+            .await?
+            .map(|(_, clicks)| clicks.into_values().collect())
+            .unwrap_or_default())
+    }
+
+    /// Adds a click to the entry named `name` under `key` (prefixed here), in a merge patch
+    /// that touches nothing else, so it cannot undo a concurrent update of the entry.
+    pub async fn add_click(
+        &self,
+        name: &str,
+        key: &str,
+        click: &RecordedClick,
+    ) -> Result<(), LedgerError> {
+        let value = json_field(Some(click));
+        let patch = serde_json::json!({"stringData": {format!("{CLICK_KEY_PREFIX}{key}"): value}});
+        self.api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the entry already holds a click under `key` (unprefixed, as given to
+    /// [`add_click`](Self::add_click)).
+    pub fn click_key_held(clicks: &BTreeMap<String, RecordedClick>, key: &str) -> bool {
+        clicks.contains_key(&format!("{CLICK_KEY_PREFIX}{key}"))
     }
 
     /// Claims the request with `entry`; when another claim won, returns that one instead.

@@ -6,6 +6,7 @@
 //! ticket after its claim and waits for an eligible answer there (`route.rs`).
 
 mod book;
+mod clicks;
 mod gc;
 mod ledger;
 mod memo;
@@ -20,6 +21,7 @@ use chrono::Utc;
 use tokio::sync::{Notify, watch};
 
 pub use self::book::StatusBook;
+pub use self::clicks::{ClickRecorder, MAX_CLICKS_PER_REQUEST};
 pub use self::ledger::{
     Entry, Index, LEDGER_TYPE, Ledger, LedgerError, Phase, ROUTE_INDEX, RouteRecord, WINDOW_INDEX,
     WindowGrant, WindowRecord, entry_name,
@@ -51,7 +53,7 @@ pub enum RequestError {
     #[error("lost the lease before acting on request {0}; the new leader resumes its entry")]
     NotLeader(String),
     #[error(
-        "route: no jiraServiceManagement, serviceNow or jira (with decisions) channel {0:?} in the operator config"
+        "route: no jiraServiceManagement, serviceNow, jira (with decisions) or slack (channel a conversation ID, with webhooks.slack set) channel {0:?} in the operator config"
     )]
     NoDesk(String),
     #[error(

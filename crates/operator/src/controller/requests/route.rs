@@ -10,6 +10,7 @@ use super::{RequestContext, RequestError, announce, carry_out};
 use crate::engine::{
     RouteAnswer, RouteJudgment, escalation_due, judge_route_answer, route_expired,
 };
+use crate::notify::RouteDesk;
 use crate::opal::model::{Request, RequestStatus};
 
 /// The label that finds a request's ticket again: the entry's Secret name.
@@ -89,7 +90,12 @@ pub(super) async fn start(
         .unwrap_or_else(|| request.requester_id.clone());
     let (summary, description) = describe(request, &requester, &entry);
     let opened = desk
-        .open(&ticket_token(&entry.request_id), &summary, &description)
+        .open(
+            &ticket_token(&entry.request_id),
+            &summary,
+            &description,
+            entry.claimed_at,
+        )
         .await?;
     let ticket = opened.display.clone();
     route.ticket = Some(opened.id.clone());
@@ -168,7 +174,11 @@ async fn wait(context: &RequestContext, mut entry: Entry) -> Result<(), RequestE
         .unwrap_or_else(|| ticket.clone());
     let place = desk.place(&shown);
     let decided_by = format!("AccessPolicy {} rule {:?}", entry.decided_by, entry.rule);
-    let answers = desk.answers(&ticket).await?;
+    let clicks = match desk {
+        RouteDesk::Slack(_) => context.ledger.clicks(&entry.request_id).await?,
+        _ => Vec::new(),
+    };
+    let answers = desk.answers(&ticket, &clicks).await?;
     let manager = if route.plan().requester_manager && !answers.is_empty() {
         manager_email(context, &request).await?
     } else {
