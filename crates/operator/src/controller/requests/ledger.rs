@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ObjectMeta};
 use sha2::{Digest, Sha256};
 
+use super::secrets::SecretStore;
 use crate::engine::{ApprovedWindow, RouteEscalation, RoutePlan, TargetKind};
 use crate::notify::RecordedClick;
 
@@ -348,14 +349,23 @@ pub enum LedgerError {
 /// The ledger in one namespace.
 #[derive(Clone)]
 pub struct Ledger {
-    api: Api<Secret>,
+    api: SecretStore,
     namespace: String,
 }
 
 impl Ledger {
     pub fn new(client: kube::Client, namespace: &str) -> Self {
         Self {
-            api: Api::namespaced(client, namespace),
+            api: SecretStore::Cluster(Box::new(Api::namespaced(client, namespace))),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// A ledger kept in this process's memory, for running the decider without a cluster
+    /// (the demo, benchmarks): exactly once within the process, and gone with it.
+    pub fn in_memory(namespace: &str) -> Self {
+        Self {
+            api: SecretStore::Memory(Default::default()),
             namespace: namespace.to_owned(),
         }
     }
@@ -404,9 +414,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let value = json_field(Some(click));
         let patch = serde_json::json!({"stringData": {format!("{CLICK_KEY_PREFIX}{key}"): value}});
-        self.api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        self.api.merge_patch(name, &patch).await?;
         Ok(())
     }
 
@@ -420,11 +428,7 @@ impl Ledger {
     /// Indexed first, so that no entry exists that [`Index::Entries`] does not name.
     pub async fn claim(&self, entry: &Entry) -> Result<Entry, LedgerError> {
         self.index(Index::Entries, &entry.request_id, true).await?;
-        match self
-            .api
-            .create(&PostParams::default(), &entry.to_secret(&self.namespace))
-            .await
-        {
+        match self.api.create(&entry.to_secret(&self.namespace)).await {
             Ok(_) => Ok(entry.clone()),
             Err(kube::Error::Api(response)) if response.code == 409 => self
                 .get(&entry.request_id)
@@ -447,22 +451,14 @@ impl Ledger {
             }
         });
         self.api
-            .patch(
-                &entry_name(&entry.request_id),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
+            .merge_patch(&entry_name(&entry.request_id), &patch)
             .await?;
         Ok(())
     }
 
     /// Deletes the request's entry; one already gone is fine.
     pub async fn remove(&self, request_id: &str) -> Result<(), LedgerError> {
-        match self
-            .api
-            .delete(&entry_name(request_id), &Default::default())
-            .await
-        {
+        match self.api.delete(&entry_name(request_id)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
             Err(error) => Err(error.into()),
@@ -498,11 +494,7 @@ impl Ledger {
         let patch = serde_json::json!({"stringData": {entry_name(request_id): value}});
         let removal = serde_json::json!({"data": {entry_name(request_id): null}});
         let body = if open { &patch } else { &removal };
-        match self
-            .api
-            .patch(name, &PatchParams::default(), &Patch::Merge(body))
-            .await
-        {
+        match self.api.merge_patch(name, body).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(response)) if response.code == 404 && open => {
                 let index = Secret {
@@ -518,13 +510,11 @@ impl Ledger {
                     )])),
                     ..Default::default()
                 };
-                match self.api.create(&PostParams::default(), &index).await {
+                match self.api.create(&index).await {
                     Ok(_) => Ok(()),
                     // Another writer created it first: add to theirs.
                     Err(kube::Error::Api(response)) if response.code == 409 => {
-                        self.api
-                            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                            .await?;
+                        self.api.merge_patch(name, &patch).await?;
                         Ok(())
                     }
                     Err(error) => Err(error.into()),
@@ -619,6 +609,79 @@ mod tests {
         for entry in [entry, routed, approved] {
             round_trip(entry);
         }
+    }
+
+    fn claim(request_id: &str, rule: &str) -> Entry {
+        Entry {
+            request_id: request_id.to_owned(),
+            phase: Phase::Claimed,
+            decided_by: "opal-system/jit".to_owned(),
+            rule: rule.to_owned(),
+            action: "AutoApprove".to_owned(),
+            comment: format!("approved by {rule}"),
+            claimed_at: Utc::now(),
+            outcome: String::new(),
+            route: None,
+            grant_at_most_seconds: None,
+            window: None,
+        }
+    }
+
+    /// The in-memory ledger keeps the apiserver's answers: one claim wins, patches merge,
+    /// indexes add and drop names, removal is idempotent.
+    #[tokio::test]
+    async fn the_memory_ledger_claims_once_and_merges_like_the_apiserver() {
+        let ledger = Ledger::in_memory("opal-system");
+        let first = ledger.claim(&claim("r-1", "short")).await.expect("claim");
+        let second = ledger.claim(&claim("r-1", "other")).await.expect("claim");
+        assert_eq!(second, first, "the second claim gets the first's entry");
+        assert_eq!(ledger.listed(Index::Entries).await.expect("list"), ["r-1"]);
+
+        let applied = Entry {
+            phase: Phase::Applied,
+            outcome: "Approved in Opal".to_owned(),
+            ..first.clone()
+        };
+        let click = RecordedClick {
+            user_id: "U1".to_owned(),
+            approve: true,
+            at: Utc::now(),
+        };
+        ledger
+            .add_click(&entry_name("r-1"), "k1", &click)
+            .await
+            .expect("click");
+        ledger.update(&applied).await.expect("update");
+        let (entry, clicks) = ledger
+            .named_with_clicks(&entry_name("r-1"))
+            .await
+            .expect("read")
+            .expect("entry");
+        assert_eq!(entry, applied);
+        assert!(Ledger::click_key_held(&clicks, "k1"), "{clicks:?}");
+        assert_eq!(ledger.clicks("r-1").await.expect("clicks"), [click]);
+
+        ledger
+            .index(Index::Routes, "r-1", true)
+            .await
+            .expect("index");
+        ledger
+            .index(Index::Routes, "r-2", true)
+            .await
+            .expect("index");
+        ledger
+            .index(Index::Routes, "r-1", false)
+            .await
+            .expect("unindex");
+        assert_eq!(ledger.listed(Index::Routes).await.expect("list"), ["r-2"]);
+
+        ledger.remove("r-1").await.expect("remove");
+        ledger.remove("r-1").await.expect("removing again is fine");
+        assert_eq!(ledger.get("r-1").await.expect("get"), None);
+        assert!(
+            ledger.update(&applied).await.is_err(),
+            "updating a removed entry fails as on the apiserver"
+        );
     }
 
     fn round_trip(entry: Entry) {

@@ -11,6 +11,7 @@ mod gc;
 mod ledger;
 mod memo;
 mod route;
+mod secrets;
 mod window;
 
 use std::collections::{BTreeMap, BTreeSet};
